@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install the system packages petbreed builds and tests with, if missing:
+# a C compiler for cgo and libjpeg-turbo's headers (the JPEG decoder Pillow
+# uses too). Debian/Ubuntu only; elsewhere it says what is needed.
+set -euo pipefail
+
+pkgs=(gcc libc6-dev libjpeg62-turbo-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "deps: please install ${missing[*]} (a C compiler and libjpeg-turbo headers)" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "deps: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
