@@ -4,7 +4,8 @@
 # uses too). Debian/Ubuntu only; elsewhere it says what is needed.
 set -euo pipefail
 
-pkgs=(gcc libc6-dev libjpeg62-turbo-dev)
+# webp: cwebp makes WebP test images from the shared photos (tests only).
+pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -226,5 +227,30 @@ func TestOpenOptions(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "none.onnx"), Options{}); err == nil {
 		t.Error("a missing model opened")
+	}
+}
+
+// TestWebPAndBMPClassify: the formats beyond JPEG, PNG and GIF classify too.
+func TestWebPAndBMPClassify(t *testing.T) {
+	bin, err := exec.LookPath("cwebp")
+	if err != nil {
+		t.Skip("cwebp not installed (scripts/deps.sh installs it)")
+	}
+	webp := filepath.Join(t.TempDir(), "chelsea.webp")
+	if out, err := exec.Command(bin, "-quiet", "-q", "85", testassets.Path(t, "photos", "chelsea.png"), "-o", webp).CombinedOutput(); err != nil {
+		t.Fatalf("cwebp: %v %s", err, out)
+	}
+	c := openBackbone(t)
+	var got []Result
+	err = c.ClassifyFiles(context.Background(), []string{webp, testassets.Path(t, "photos", "grace_hopper.bmp")},
+		FilesOptions{TopK: 1}, func(r Result) { got = append(got, r) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Err != nil || got[0].Info.Format != "webp" || got[0].Predictions[0].Label != "Egyptian cat" {
+		t.Errorf("webp: %+v", got[0])
+	}
+	if got[1].Err != nil || got[1].Info.Format != "bmp" || !strings.Contains(got[1].Predictions[0].Label, "uniform") && !strings.Contains(got[1].Predictions[0].Label, "bow tie") {
+		t.Errorf("bmp: %+v", got[1])
 	}
 }
