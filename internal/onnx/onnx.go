@@ -3,7 +3,10 @@
 // metadata_props and the graph's inputs and outputs with their types and
 // shapes (ReadInfo), the value of a named initializer (ReadInitializer), and
 // a copy of a model that also outputs some of its internal tensors
-// (ExposeOutputs).
+// (ExposeOutputs). It also edits classifiers: FindFeatures locates the pooled
+// features a model's final linear layer reads, FeatureModel cuts the graph
+// there, Export replaces that layer by a new head and a softmax, and
+// SetMetadata sets metadata_props.
 //
 // It decodes the protobuf wire format with
 // google.golang.org/protobuf/encoding/protowire, reading only the fields it

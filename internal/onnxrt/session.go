@@ -99,17 +99,30 @@ var ErrClosed = errors.New("onnxrt: session is closed")
 // Open loads the ONNX model at path. It initializes ONNX Runtime (Load) if
 // that was not done yet.
 func Open(path string, opts Options) (*Session, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("onnxrt: open model: %w", err)
+	}
+	return open(path, data, true, opts)
+}
+
+// OpenData loads a model held in memory (for example one edited with package
+// onnx); name identifies it in errors and Path. Weights in external data
+// files are not supported this way.
+func OpenData(name string, data []byte, opts Options) (*Session, error) {
+	return open(name, data, false, opts)
+}
+
+func open(path string, data []byte, fromFile bool, opts Options) (*Session, error) {
 	if _, err := Load(); err != nil {
 		return nil, err
 	}
 	if opts.IntraOpThreads < 0 || opts.InterOpThreads < 0 {
 		return nil, fmt.Errorf("onnxrt: negative thread count in %+v", opts)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("onnxrt: open model: %w", err)
-	}
+	var err error
 	if len(opts.ExtraOutputs) > 0 {
+		fromFile = false
 		if data, err = onnx.ExposeOutputs(data, opts.ExtraOutputs...); err != nil {
 			return nil, fmt.Errorf("onnxrt: load model %s: extra outputs: %w", path, err)
 		}
@@ -152,15 +165,10 @@ func Open(path string, opts Options) (*Session, error) {
 	// ONNX Runtime loads the file itself, so that weights in external data
 	// files beside it are found.
 	var ins, outs []ort.InputOutputInfo
-	if len(opts.ExtraOutputs) > 0 {
-		if info, err = onnx.ParseInfo(data); err != nil {
-			return nil, fmt.Errorf("onnxrt: load model %s: %w", path, err)
-		}
-	}
 	s := &Session{path: path}
 	var complete bool
 	if s.inputs, s.outputs, complete = declaredInfos(info); !complete {
-		if len(opts.ExtraOutputs) > 0 {
+		if !fromFile {
 			ins, outs, err = ort.GetInputOutputInfoWithONNXData(data)
 		} else {
 			ins, outs, err = ort.GetInputOutputInfoWithOptions(path, so)
@@ -188,7 +196,7 @@ func Open(path string, opts Options) (*Session, error) {
 	if len(inNames) == 0 || len(outNames) == 0 {
 		return nil, fmt.Errorf("onnxrt: load model %s: the model has %d inputs and %d outputs", path, len(inNames), len(outNames))
 	}
-	if len(opts.ExtraOutputs) > 0 {
+	if !fromFile {
 		s.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, inNames, outNames, so)
 	} else {
 		s.sess, err = ort.NewDynamicAdvancedSession(path, inNames, outNames, so)
