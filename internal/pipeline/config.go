@@ -1,0 +1,137 @@
+// Package pipeline runs the whole training job: features from the frozen
+// backbone (cached), every configured experiment as a tracked run, the
+// selection of the best by validation, the one evaluation on the test split,
+// the export of one self-contained ONNX model, and its registration as the
+// new champion.
+package pipeline
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Experiment is one training recipe.
+type Experiment struct {
+	Name           string  `yaml:"name"`
+	LR             float64 `yaml:"lr"`
+	BatchSize      int     `yaml:"batch_size"`
+	Epochs         int     `yaml:"epochs"`
+	Dropout        float64 `yaml:"dropout"`
+	WeightDecay    float64 `yaml:"weight_decay,omitempty"`
+	AdamW          bool    `yaml:"adamw,omitempty"`
+	Patience       int     `yaml:"patience,omitempty"`        // early stopping on validation loss; 0 = off
+	LabelSmoothing float64 `yaml:"label_smoothing,omitempty"` // 0 = off
+	Flip           bool    `yaml:"flip,omitempty"`            // add left-right mirrored views to the training set
+}
+
+// Config is the pipeline's configuration file (YAML).
+type Config struct {
+	Experiment      string       `yaml:"experiment"`       // MLflow experiment name
+	RegisteredModel string       `yaml:"registered_model"` // registry name
+	Alias           string       `yaml:"alias"`            // moved to the new version
+	SelectMetric    string       `yaml:"select_metric"`    // val_acc (higher is better) or val_loss (lower)
+	Seed            uint64       `yaml:"seed"`
+	ValFraction     float64      `yaml:"val_fraction"`
+	Refit           bool         `yaml:"refit"` // retrain the selected recipe on all of trainval before the test evaluation
+	Experiments     []Experiment `yaml:"experiments"`
+}
+
+//go:embed default.yaml
+var defaultConfig []byte
+
+// DefaultConfigYAML is the default configuration, as a file a user can edit
+// (`petbreed pipeline --print-config > experiments.yaml`).
+func DefaultConfigYAML() []byte { return append([]byte(nil), defaultConfig...) }
+
+// DefaultConfig is the configuration used without --config.
+func DefaultConfig() Config {
+	c, err := ParseConfig(defaultConfig)
+	if err != nil {
+		panic("pipeline: default.yaml: " + err.Error())
+	}
+	return c
+}
+
+// LoadConfig reads a YAML configuration file.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig parses YAML; unknown keys are errors (a typo must not be
+// silently ignored), missing ones take the defaults of DefaultConfig's
+// top-level fields.
+func ParseConfig(b []byte) (Config, error) {
+	c := Config{
+		Experiment: "pet-breed", RegisteredModel: "pet-breed", Alias: "champion",
+		SelectMetric: "val_acc", Seed: 42, ValFraction: 0.2,
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
+
+// Validate checks the whole configuration and says what is wrong.
+func (c Config) Validate() error {
+	var errs []error
+	if c.SelectMetric != "val_acc" && c.SelectMetric != "val_loss" {
+		errs = append(errs, fmt.Errorf("select_metric %q: want val_acc or val_loss", c.SelectMetric))
+	}
+	if !(c.ValFraction > 0 && c.ValFraction < 1) {
+		errs = append(errs, fmt.Errorf("val_fraction %v: want a fraction between 0 and 1", c.ValFraction))
+	}
+	if c.Experiment == "" || c.RegisteredModel == "" || !nameRe.MatchString(c.RegisteredModel) {
+		errs = append(errs, fmt.Errorf("experiment %q and registered_model %q must be non-empty names", c.Experiment, c.RegisteredModel))
+	}
+	if c.Alias == "" || !nameRe.MatchString(c.Alias) {
+		errs = append(errs, fmt.Errorf("alias %q is not a valid name", c.Alias))
+	}
+	if len(c.Experiments) == 0 {
+		errs = append(errs, errors.New("no experiments"))
+	}
+	seen := map[string]bool{}
+	for i, e := range c.Experiments {
+		where := fmt.Sprintf("experiments[%d] (%s)", i, e.Name)
+		if !nameRe.MatchString(e.Name) {
+			errs = append(errs, fmt.Errorf("%s: name must be letters, digits, '_', '.', '-'", where))
+		}
+		if seen[e.Name] {
+			errs = append(errs, fmt.Errorf("%s: duplicate name", where))
+		}
+		seen[e.Name] = true
+		if !(e.LR > 0 && e.LR < 10) {
+			errs = append(errs, fmt.Errorf("%s: lr %v out of range", where, e.LR))
+		}
+		if e.BatchSize < 1 || e.BatchSize > 65536 {
+			errs = append(errs, fmt.Errorf("%s: batch_size %d out of range", where, e.BatchSize))
+		}
+		if e.Epochs < 1 || e.Epochs > 10000 {
+			errs = append(errs, fmt.Errorf("%s: epochs %d out of range", where, e.Epochs))
+		}
+		if e.Dropout < 0 || e.Dropout >= 1 {
+			errs = append(errs, fmt.Errorf("%s: dropout %v must be in [0, 1)", where, e.Dropout))
+		}
+		if e.WeightDecay < 0 || e.Patience < 0 || e.LabelSmoothing < 0 || e.LabelSmoothing >= 1 {
+			errs = append(errs, fmt.Errorf("%s: weight_decay, patience and label_smoothing must be non-negative (label_smoothing < 1)", where))
+		}
+	}
+	return errors.Join(errs...)
+}

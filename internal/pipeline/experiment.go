@@ -1,0 +1,290 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"petbreed"
+	"petbreed/internal/dataset"
+	"petbreed/internal/features"
+	"petbreed/internal/onnx"
+	"petbreed/internal/report"
+	"petbreed/internal/tracking"
+	"petbreed/internal/train"
+)
+
+// runEnv is what every experiment of one pipeline shares.
+type runEnv struct {
+	store   *tracking.Store
+	expID   string
+	ext     *features.Extractor
+	classes []string
+	common  map[string]string
+	logf    func(string, ...any)
+	seed    uint64
+}
+
+func (e Experiment) trainConfig(seed uint64) train.Config {
+	return train.Config{
+		LR: e.LR, BatchSize: e.BatchSize, Epochs: e.Epochs, Dropout: e.Dropout,
+		WeightDecay: e.WeightDecay, AdamW: e.AdamW, Patience: e.Patience,
+		LabelSmoothing: e.LabelSmoothing, Seed: seed,
+	}
+}
+
+func (e Experiment) params() map[string]string {
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	opt := "Adam"
+	if e.AdamW {
+		opt = "AdamW"
+	}
+	return map[string]string{
+		"lr": f(e.LR), "batch_size": strconv.Itoa(e.BatchSize), "epochs": strconv.Itoa(e.Epochs),
+		"dropout": f(e.Dropout), "weight_decay": f(e.WeightDecay), "optimizer": opt,
+		"patience": strconv.Itoa(e.Patience), "label_smoothing": f(e.LabelSmoothing),
+		"flip_views": strconv.FormatBool(e.Flip),
+	}
+}
+
+// experiment trains one recipe as one tracked run. With refit, val is empty
+// and no validation metric is logged.
+func (env *runEnv) experiment(ctx context.Context, e Experiment, tr, val train.Data, tags map[string]string, refit bool) (res RunResult, head *train.Head, err error) {
+	res = RunResult{Name: e.Name, Experiment: e, Status: "FAILED"}
+	run, err := env.store.StartRun(env.expID, e.Name, tags)
+	if err != nil {
+		return res, nil, err
+	}
+	res.RunID = run.ID
+	start := time.Now()
+	defer func() {
+		status := tracking.Finished
+		switch {
+		case ctx.Err() != nil:
+			status = tracking.Killed
+		case err != nil:
+			status = tracking.Failed
+			run.SetTag("petbreed.error", err.Error())
+		}
+		if endErr := run.End(status); endErr != nil && err == nil {
+			err = endErr
+		}
+		res.Status = status.String()
+		res.Duration = time.Since(start)
+		if err != nil {
+			res.Error = err.Error()
+		}
+	}()
+	params := e.params()
+	for k, v := range env.common {
+		params[k] = v
+	}
+	params["n_train_rows"] = strconv.Itoa(tr.N())
+	params["refit"] = strconv.FormatBool(refit)
+	if err = run.LogParams(params); err != nil {
+		return res, nil, err
+	}
+
+	var logErr error
+	head, epochs, err := train.Train(e.trainConfig(env.seed), tr, val, len(env.classes), func(ep train.Epoch) {
+		step := int64(ep.Epoch)
+		for k, v := range map[string]float64{"train_loss": ep.TrainLoss, "train_acc": ep.TrainAcc} {
+			if err := run.LogMetric(k, v, step); err != nil && logErr == nil {
+				logErr = err
+			}
+		}
+		if !refit {
+			for k, v := range map[string]float64{"val_loss": ep.ValLoss, "val_acc": ep.ValAcc} {
+				if err := run.LogMetric(k, v, step); err != nil && logErr == nil {
+					logErr = err
+				}
+			}
+		}
+	})
+	if err != nil {
+		return res, nil, err
+	}
+	if logErr != nil {
+		return res, nil, logErr
+	}
+	res.EpochsRun = len(epochs)
+	res.BestEpoch = bestEpoch(epochs, e.Patience > 0)
+	if err = run.LogMetric("train_seconds", time.Since(start).Seconds(), 0); err != nil {
+		return res, nil, err
+	}
+	if err = run.LogMetric("best_epoch", float64(res.BestEpoch), 0); err != nil {
+		return res, nil, err
+	}
+	if err = env.logCurves(run, epochs, refit); err != nil {
+		return res, nil, err
+	}
+	if !refit {
+		ev := train.Evaluate(head, val)
+		res.ValAcc, res.ValLoss = ev.Acc, ev.Loss
+		// The final validation metrics are the returned head's (the best
+		// epoch's with early stopping), at step = its epoch.
+		for k, v := range map[string]float64{"final_val_acc": ev.Acc, "final_val_loss": ev.Loss} {
+			if err = run.LogMetric(k, v, int64(res.BestEpoch)); err != nil {
+				return res, nil, err
+			}
+		}
+		if err = env.logEvaluation(run, "val", ev); err != nil {
+			return res, nil, err
+		}
+		env.logf("%-20s val_acc %.4f  val_loss %.4f  epochs %d (best %d)  %.2fs", e.Name, ev.Acc, ev.Loss, res.EpochsRun, res.BestEpoch, time.Since(start).Seconds())
+	} else {
+		env.logf("%-20s refit on %d rows for %d epochs  %.2fs", e.Name, tr.N(), res.EpochsRun, time.Since(start).Seconds())
+	}
+	labels, _ := json.Marshal(map[string]any{"classes": env.classes})
+	if err = run.LogArtifact("class_labels.json", labels); err != nil {
+		return res, nil, err
+	}
+	if _, err = env.logModel(run, head); err != nil {
+		return res, nil, err
+	}
+	return res, head, nil
+}
+
+// bestEpoch is the epoch whose weights Train returned: the lowest validation
+// loss with early stopping, else the last.
+func bestEpoch(epochs []train.Epoch, early bool) int {
+	if len(epochs) == 0 {
+		return 0
+	}
+	if !early {
+		return epochs[len(epochs)-1].Epoch
+	}
+	best := epochs[0]
+	for _, ep := range epochs[1:] {
+		if ep.ValLoss < best.ValLoss {
+			best = ep
+		}
+	}
+	return best.Epoch
+}
+
+func (env *runEnv) logCurves(run *tracking.Run, epochs []train.Epoch, refit bool) error {
+	var trL, vaL, trA, vaA []report.Point
+	for _, ep := range epochs {
+		trL = append(trL, report.Point{Epoch: ep.Epoch, Value: ep.TrainLoss})
+		trA = append(trA, report.Point{Epoch: ep.Epoch, Value: ep.TrainAcc})
+		if !refit {
+			vaL = append(vaL, report.Point{Epoch: ep.Epoch, Value: ep.ValLoss})
+			vaA = append(vaA, report.Point{Epoch: ep.Epoch, Value: ep.ValAcc})
+		}
+	}
+	loss, err := report.Curves("Loss", "cross-entropy", trL, vaL, false, 640, 400)
+	if err != nil {
+		return fmt.Errorf("loss curve: %w", err)
+	}
+	acc, err := report.Curves("Accuracy", "accuracy (%)", trA, vaA, true, 640, 400)
+	if err != nil {
+		return fmt.Errorf("accuracy curve: %w", err)
+	}
+	if err := run.LogArtifact("plots/loss.png", loss); err != nil {
+		return err
+	}
+	return run.LogArtifact("plots/accuracy.png", acc)
+}
+
+// logEvaluation logs a split's confusion matrix (PNG and JSON) and per-class
+// report (text and JSON).
+func (env *runEnv) logEvaluation(run *tracking.Run, split string, ev train.Eval) error {
+	png, err := report.ConfusionPNG(ev.Confusion, env.classes)
+	if err != nil {
+		return fmt.Errorf("confusion matrix: %w", err)
+	}
+	if err := run.LogArtifact("plots/confusion_"+split+".png", png); err != nil {
+		return err
+	}
+	s := report.Summarize(ev.Confusion, env.classes)
+	js, _ := json.MarshalIndent(map[string]any{"split": split, "confusion": ev.Confusion, "labels": env.classes, "report": s}, "", "  ")
+	if err := run.LogArtifact("reports/"+split+".json", js); err != nil {
+		return err
+	}
+	return run.LogArtifact("reports/"+split+".txt", []byte(s.Text()))
+}
+
+// logModel exports backbone + head + softmax as one ONNX file carrying its
+// labels, preprocessing and provenance, and logs it as an MLflow model.
+func (env *runEnv) logModel(run *tracking.Run, head *train.Head) (string, error) {
+	labels, _ := json.Marshal(env.classes)
+	meta := map[string]string{
+		petbreed.MetaLabels:     string(labels),
+		petbreed.MetaPreprocess: mustJSON(env.ext.Preprocess()),
+		petbreed.MetaRunID:      run.ID,
+		petbreed.MetaBackbone:   env.ext.SHA256(),
+	}
+	model, err := onnx.Export(env.ext.Model(), env.ext.Features(), head.W, head.B, len(env.classes), meta)
+	if err != nil {
+		return "", fmt.Errorf("export: %w", err)
+	}
+	tmp, err := os.CreateTemp("", "petbreed-export-*.onnx")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(model); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	s := env.ext.Preprocess().Size
+	return run.LogONNXModel("model", tmp.Name(), tracking.ModelMeta{
+		InputName: env.ext.Features().Input, InputShape: []int64{-1, 3, int64(s), int64(s)},
+		OutputName: onnx.ExportProbabilities, OutputShape: []int64{-1, int64(len(env.classes))},
+	})
+}
+
+type registration struct {
+	testAcc, testLoss float64
+	version           int
+	uri, path         string
+}
+
+// register evaluates the champion once on the test split, checks that the
+// exported model agrees with the head, and registers it.
+func (env *runEnv) register(ctx context.Context, runID string, head *train.Head, test train.Data, testSamples []dataset.Sample, cfg Config) (*registration, error) {
+	ev := train.Evaluate(head, test)
+	run, err := env.store.ResumeRun(runID)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range map[string]float64{"test_acc": ev.Acc, "test_loss": ev.Loss} {
+		if err := run.LogMetric(k, v, 0); err != nil {
+			return nil, err
+		}
+	}
+	if err := run.SetTag("petbreed.test_acc_units", "fraction in [0,1]"); err != nil {
+		return nil, err
+	}
+	if err := env.logEvaluation(run, "test", ev); err != nil {
+		return nil, err
+	}
+	modelDir := filepath.Join(run.ArtifactDir(), "model")
+	src := "file://" + filepath.ToSlash(modelDir)
+	path, err := env.store.ResolveModelURI("runs:/" + runID + "/model")
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyExport(path, head, env.ext, testSamples); err != nil {
+		return nil, err
+	}
+	version, err := env.store.CreateModelVersion(cfg.RegisteredModel, src, runID)
+	if err != nil {
+		return nil, err
+	}
+	if err := env.store.SetAlias(cfg.RegisteredModel, cfg.Alias, version); err != nil {
+		return nil, err
+	}
+	env.logf("test_acc %.4f (test_loss %.4f, %d images): registered %s version %d as @%s",
+		ev.Acc, ev.Loss, test.N(), cfg.RegisteredModel, version, cfg.Alias)
+	return &registration{testAcc: ev.Acc, testLoss: ev.Loss, version: version,
+		uri: fmt.Sprintf("models:/%s/%d", cfg.RegisteredModel, version), path: path}, nil
+}

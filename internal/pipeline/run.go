@@ -1,0 +1,330 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"petbreed/internal/dataset"
+	"petbreed/internal/features"
+	"petbreed/internal/tracking"
+	"petbreed/internal/train"
+)
+
+// Options configure Run.
+type Options struct {
+	Data     string // dataset root (Oxford-IIIT Pet layout or a folder per class)
+	Backbone string // ONNX backbone file
+	Config   Config
+	Tracking string // MLflow tracking URI or path ("" = $MLFLOW_TRACKING_URI, else ./mlruns)
+	CacheDir string // feature cache root ("" = features.DefaultDir())
+	Threads  int    // ONNX Runtime intra-op threads (0 = one per core)
+	// Log receives progress lines (nil = silent).
+	Log io.Writer
+	// Progress, when set, is called during feature extraction.
+	Progress func(done, total int)
+	// NoRegister stops after training and selection: no refit, no test
+	// evaluation, no registration (petbreed train without --register).
+	NoRegister bool
+}
+
+// RunResult is one experiment's outcome.
+type RunResult struct {
+	Name       string        `json:"name"`
+	RunID      string        `json:"run_id"`
+	Experiment Experiment    `json:"params"`
+	ValAcc     float64       `json:"val_acc"`
+	ValLoss    float64       `json:"val_loss"`
+	BestEpoch  int           `json:"best_epoch"`
+	EpochsRun  int           `json:"epochs_run"`
+	Duration   time.Duration `json:"duration_ns"`
+	Status     string        `json:"status"`
+	Error      string        `json:"error,omitempty"`
+}
+
+// Summary is what a pipeline run did.
+type Summary struct {
+	Dataset       string             `json:"dataset"`
+	Classes       []string           `json:"classes"`
+	Train         int                `json:"n_train"`
+	Val           int                `json:"n_val"`
+	Test          int                `json:"n_test"`
+	Runs          []RunResult        `json:"runs"`
+	Selected      string             `json:"selected"`
+	SelectedRunID string             `json:"selected_run_id"`
+	ChampionRunID string             `json:"champion_run_id"`
+	TestAcc       float64            `json:"test_acc"` // fraction in [0,1]
+	TestLoss      float64            `json:"test_loss"`
+	ModelName     string             `json:"registered_model"`
+	ModelVersion  int                `json:"version"`
+	ModelURI      string             `json:"model_uri"`
+	ModelPath     string             `json:"model_path"`
+	Features      features.Stats     `json:"features"`
+	Skipped       []string           `json:"skipped_images,omitempty"`
+	Elapsed       time.Duration      `json:"elapsed_ns"`
+	Tracking      string             `json:"tracking_root"`
+	Timings       map[string]float64 `json:"timings_s"`
+}
+
+// data is the feature matrix of one split.
+type data = train.Data
+
+// Run executes the pipeline. A run that fails ends FAILED, an interrupted
+// one (ctx cancelled) KILLED; the other experiments go on after a failure.
+func Run(ctx context.Context, opt Options) (*Summary, error) {
+	start := time.Now()
+	logf := func(format string, args ...any) {
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, format+"\n", args...)
+		}
+	}
+	cfg := opt.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	sum := &Summary{Dataset: opt.Data, ModelName: cfg.RegisteredModel, Timings: map[string]float64{}}
+	mark := func(name string, t time.Time) { sum.Timings[name] = time.Since(t).Seconds() }
+
+	// Data and splits.
+	t := time.Now()
+	ds, err := dataset.Load(opt.Data)
+	if err != nil {
+		return nil, err
+	}
+	if len(ds.Test) == 0 {
+		return nil, fmt.Errorf("dataset %s has no test split (annotations/test.txt, or train/ and test/ folders)", opt.Data)
+	}
+	trainS, valS := dataset.Split(ds.TrainVal, cfg.ValFraction, cfg.Seed)
+	sum.Classes = ds.Classes
+	logf("dataset %s (%s): %d classes, %d train, %d val, %d test", opt.Data, ds.Layout, len(ds.Classes), len(trainS), len(valS), len(ds.Test))
+
+	// Features, once per image and view, cached.
+	ext, err := features.NewExtractor(opt.Backbone, opt.Threads)
+	if err != nil {
+		return nil, err
+	}
+	defer ext.Close()
+	cacheDir := opt.CacheDir
+	if cacheDir == "" {
+		cacheDir = features.DefaultDir()
+	}
+	cache, err := features.OpenCache(cacheDir, ext)
+	if err != nil {
+		return nil, err
+	}
+	views := []features.View{features.Original}
+	for _, e := range cfg.Experiments {
+		if e.Flip {
+			views = append(views, features.Flipped)
+			break
+		}
+	}
+	all := append(append(append([]dataset.Sample{}, trainS...), valS...), ds.Test...)
+	fr, err := features.Compute(ctx, ext, cache, all, features.Options{Views: views, Progress: opt.Progress})
+	if err != nil {
+		return nil, err
+	}
+	mark("features", t)
+	sum.Features = fr.Stats
+	for _, e := range fr.Skipped {
+		sum.Skipped = append(sum.Skipped, e.Error())
+		logf("skipped: %v", e)
+	}
+	logf("features: %d images, %d cached, %d computed by the backbone in %.2fs (%.0f images/s)",
+		fr.Stats.Images, fr.Stats.Cached, fr.Stats.Computed, fr.Stats.Elapsed.Seconds(), fr.Stats.PerSecond())
+	nTr, nVa := len(trainS), len(valS)
+	rows := func(from, to int, v features.View) data { return rowsOf(fr, all, from, to, v) }
+	trainOrig := rows(0, nTr, features.Original)
+	val := rows(nTr, nTr+nVa, features.Original)
+	test := rows(nTr+nVa, len(all), features.Original)
+	trainFlip := data{}
+	if len(views) > 1 {
+		trainFlip = concat(trainOrig, rows(0, nTr, features.Flipped))
+	}
+	sum.Train, sum.Val, sum.Test = trainOrig.N(), val.N(), test.N()
+
+	// Tracking.
+	store, err := tracking.Open(opt.Tracking)
+	if err != nil {
+		return nil, err
+	}
+	sum.Tracking = store.Root()
+	if n, err := store.ReapStale(); err == nil && n > 0 {
+		logf("tracking: marked %d run(s) left RUNNING by a dead process as KILLED", n)
+	}
+	expID, err := store.Experiment(cfg.Experiment)
+	if err != nil {
+		return nil, err
+	}
+	common := map[string]string{
+		"backbone":        filepath.Base(opt.Backbone),
+		"backbone_sha256": ext.SHA256(),
+		"feature_tensor":  ext.Features().Tensor,
+		"feature_dim":     strconv.Itoa(ext.Dim()),
+		"dataset":         absPath(opt.Data),
+		"dataset_layout":  ds.Layout,
+		"num_classes":     strconv.Itoa(len(ds.Classes)),
+		"n_train":         strconv.Itoa(sum.Train),
+		"n_val":           strconv.Itoa(sum.Val),
+		"n_test":          strconv.Itoa(sum.Test),
+		"val_fraction":    strconv.FormatFloat(cfg.ValFraction, 'g', -1, 64),
+		"seed":            strconv.FormatUint(cfg.Seed, 10),
+		"preprocess":      mustJSON(ext.Preprocess()),
+	}
+	env := &runEnv{store: store, expID: expID, ext: ext, classes: ds.Classes, common: common, logf: logf, seed: cfg.Seed}
+
+	// Experiments.
+	t = time.Now()
+	type trained struct {
+		res  RunResult
+		head *train.Head
+	}
+	var done []trained
+	for _, e := range cfg.Experiments {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		tr := trainOrig
+		if e.Flip {
+			tr = trainFlip
+		}
+		res, head, err := env.experiment(ctx, e, tr, val, nil, false)
+		sum.Runs = append(sum.Runs, res)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			logf("%s: FAILED: %v", e.Name, err)
+			continue
+		}
+		done = append(done, trained{res, head})
+	}
+	mark("experiments", t)
+	if len(done) == 0 {
+		return sum, errors.New("every experiment failed")
+	}
+
+	// Selection by validation only.
+	sort.SliceStable(done, func(i, j int) bool { return better(cfg.SelectMetric, done[i].res, done[j].res) })
+	best := done[0]
+	sum.Selected, sum.SelectedRunID = best.res.Name, best.res.RunID
+	logf("selected %s by %s (val_acc %.4f, val_loss %.4f)", best.res.Name, cfg.SelectMetric, best.res.ValAcc, best.res.ValLoss)
+	if err := store.SetRunTag(best.res.RunID, "petbreed.selected", "true"); err != nil {
+		return nil, err
+	}
+
+	if opt.NoRegister {
+		sum.Elapsed = time.Since(start)
+		return sum, nil
+	}
+
+	// Optional refit on all of trainval with the selected recipe.
+	champ := best
+	if cfg.Refit {
+		t = time.Now()
+		e := best.res.Experiment
+		e.Name = best.res.Name + "-refit"
+		e.Epochs = max(best.res.BestEpoch, 1)
+		e.Patience = 0
+		trAll := concat(trainOrig, val)
+		if e.Flip {
+			trAll = concat(trAll, concat(rows(0, nTr, features.Flipped), rows(nTr, nTr+nVa, features.Flipped)))
+		}
+		res, head, err := env.experiment(ctx, e, trAll, data{}, map[string]string{"petbreed.refit_of": best.res.RunID}, true)
+		sum.Runs = append(sum.Runs, res)
+		if err != nil {
+			return sum, fmt.Errorf("refit: %w", err)
+		}
+		champ = trained{res, head}
+		mark("refit", t)
+	}
+
+	// The one test evaluation, export, registration.
+	t = time.Now()
+	reg, err := env.register(ctx, champ.res.RunID, champ.head, test, ds.Test, cfg)
+	if err != nil {
+		return sum, err
+	}
+	mark("register", t)
+	sum.ChampionRunID = champ.res.RunID
+	sum.TestAcc, sum.TestLoss = reg.testAcc, reg.testLoss
+	sum.ModelVersion, sum.ModelURI, sum.ModelPath = reg.version, reg.uri, reg.path
+	sum.Elapsed = time.Since(start)
+	return sum, nil
+}
+
+// better orders results for selection: the metric, then the other one, then
+// the name (deterministic).
+func better(metric string, a, b RunResult) bool {
+	if metric == "val_loss" {
+		if a.ValLoss != b.ValLoss {
+			return a.ValLoss < b.ValLoss
+		}
+		return a.ValAcc > b.ValAcc
+	}
+	if a.ValAcc != b.ValAcc {
+		return a.ValAcc > b.ValAcc
+	}
+	if a.ValLoss != b.ValLoss {
+		return a.ValLoss < b.ValLoss
+	}
+	return a.Name < b.Name
+}
+
+// rowsOf gathers the features of samples[from:to] in one view, skipping the
+// images that could not be decoded.
+func rowsOf(fr *features.Result, samples []dataset.Sample, from, to int, v features.View) data {
+	d := data{D: fr.Dim}
+	for i := from; i < to; i++ {
+		if !fr.OK[i] {
+			continue
+		}
+		d.X = append(d.X, fr.X[v][i*fr.Dim:(i+1)*fr.Dim]...)
+		d.Y = append(d.Y, int32(samples[i].Label))
+	}
+	return d
+}
+
+func concat(a, b data) data {
+	if a.N() == 0 {
+		return b
+	}
+	if b.N() == 0 {
+		return a
+	}
+	return data{
+		X: append(append(make([]float32, 0, len(a.X)+len(b.X)), a.X...), b.X...),
+		Y: append(append(make([]int32, 0, len(a.Y)+len(b.Y)), a.Y...), b.Y...),
+		D: a.D,
+	}
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// finite replaces NaN and Inf (which JSON cannot carry) by -1.
+func finite(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return -1
+	}
+	return x
+}
