@@ -84,6 +84,11 @@ it did where it was trained.`,
 		newResizeCmd(),
 		newClassesCmd(),
 		newInspectCmd(),
+		newPullCmd(),
+		newPipelineCmd(),
+		newTrainCmd(),
+		newRunsCmd(),
+		newModelsCmd(),
 		newVersionCmd(),
 	)
 	return root

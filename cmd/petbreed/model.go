@@ -79,10 +79,14 @@ func newInspectCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "inspect MODEL",
+		Long:  "inspect reads an ONNX file (or a models:/ or runs:/ URI) without running it.",
 		Short: "Show a model's inputs, outputs, opsets, size, sha256 and metadata",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := args[0]
+			path, err := resolveModel(args[0])
+			if err != nil {
+				return err
+			}
 			data, err := os.ReadFile(path)
 			if err != nil {
 				return err

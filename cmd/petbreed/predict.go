@@ -28,7 +28,11 @@ type modelFlags struct {
 }
 
 func (m *modelFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&m.model, "model", os.Getenv("PETBREED_MODEL"), "ONNX model file (default $PETBREED_MODEL)")
+	def := os.Getenv("PETBREED_MODEL")
+	if def == "" {
+		def = defaultModelURI
+	}
+	fs.StringVar(&m.model, "model", def, "ONNX model file, or models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/PATH from $MLFLOW_TRACKING_URI (default $PETBREED_MODEL, else "+defaultModelURI+")")
 	fs.StringVar(&m.labels, "labels", "", "class names: one a line, or JSON {\"classes\": [...]} (default: the model's own)")
 	fs.IntVar(&m.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 }
@@ -38,7 +42,11 @@ func (m *modelFlags) open(pre *petbreed.Preprocess) (*classify.Classifier, error
 	if m.model == "" {
 		return nil, usagef("no model: pass --model FILE (or set PETBREED_MODEL)")
 	}
-	opts := classify.Options{Threads: m.threads, Preprocess: pre}
+	path, err := resolveModel(m.model)
+	if err != nil {
+		return nil, err
+	}
+	opts := classify.Options{Threads: m.threads, Preprocess: pre, Name: m.model}
 	if m.labels != "" {
 		labels, err := classify.LoadLabels(m.labels)
 		if err != nil {
@@ -46,7 +54,7 @@ func (m *modelFlags) open(pre *petbreed.Preprocess) (*classify.Classifier, error
 		}
 		opts.Labels = labels
 	}
-	return classify.Open(m.model, opts)
+	return classify.Open(path, opts)
 }
 
 // jsonResult is one line of `predict --json`.

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"petbreed/internal/tracking"
+)
+
+// defaultModelURI is what commands that need a model use without --model.
+const defaultModelURI = "models:/pet-breed@champion"
+
+// resolveModel turns a models:/ or runs:/ URI into the ONNX file it names,
+// through the tracking store at $MLFLOW_TRACKING_URI; a plain path passes.
+func resolveModel(uri string) (string, error) {
+	if !strings.HasPrefix(uri, "models:/") && !strings.HasPrefix(uri, "runs:/") {
+		return uri, nil
+	}
+	store, err := tracking.Open(trackingURI(""))
+	if err != nil {
+		return "", err
+	}
+	path, err := store.ResolveModelURI(uri)
+	if err != nil {
+		if uri == defaultModelURI {
+			return "", fmt.Errorf("%w (train one with `petbreed pipeline`, or pass --model FILE)", err)
+		}
+		return "", err
+	}
+	return path, nil
+}
+
+func newRunsCmd() *cobra.Command {
+	var (
+		experiment, tracking_ string
+		asJSON                bool
+		sortBy                string
+	)
+	cmd := &cobra.Command{
+		Use:   "runs [--experiment NAME] [--sort METRIC]",
+		Short: "List and compare tracked runs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := tracking.Open(trackingURI(tracking_))
+			if err != nil {
+				return err
+			}
+			expID, err := findExperiment(store, experiment)
+			if err != nil {
+				return err
+			}
+			runs, err := store.Runs(expID)
+			if err != nil {
+				return err
+			}
+			if sortBy != "" {
+				desc := !strings.HasSuffix(sortBy, "loss")
+				sort.SliceStable(runs, func(i, j int) bool {
+					a, aok := runs[i].Metrics[sortBy]
+					b, bok := runs[j].Metrics[sortBy]
+					if aok != bok {
+						return aok
+					}
+					if desc {
+						return a > b
+					}
+					return a < b
+				})
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(runs)
+			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN\tNAME\tSTATUS\tSTARTED\tDURATION\tLR\tBATCH\tEPOCHS\tVAL ACC\tVAL LOSS\tTEST ACC")
+			for _, r := range runs {
+				dur := "-"
+				if !r.End.IsZero() {
+					dur = r.End.Sub(r.Start).Round(10 * time.Millisecond).String()
+				}
+				metric := func(k string, pct bool) string {
+					v, ok := r.Metrics[k]
+					if !ok {
+						return "-"
+					}
+					if pct {
+						return fmt.Sprintf("%.2f%%", 100*v)
+					}
+					return fmt.Sprintf("%.4f", v)
+				}
+				name := r.Name
+				if r.Tags["petbreed.selected"] == "true" {
+					name += " *"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID[:8], name, r.Status,
+					r.Start.Local().Format("2006-01-02 15:04:05"), dur, r.Params["lr"], r.Params["batch_size"],
+					r.Params["epochs"], metric("final_val_acc", true), metric("final_val_loss", false), metric("test_acc", true))
+			}
+			return tw.Flush()
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&experiment, "experiment", "pet-breed", "experiment name")
+	fs.StringVar(&tracking_, "tracking", "", "MLflow tracking URI or folder (default $MLFLOW_TRACKING_URI, else ./mlruns)")
+	fs.StringVar(&sortBy, "sort", "", "sort by this metric (descending; ascending for losses)")
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func findExperiment(store *tracking.Store, name string) (string, error) {
+	exps, err := store.Experiments()
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, e := range exps {
+		if e.Name == name {
+			return e.ID, nil
+		}
+		names = append(names, e.Name)
+	}
+	return "", fmt.Errorf("no experiment %q in %s (have: %s)", name, store.Root(), strings.Join(names, ", "))
+}
+
+func newModelsCmd() *cobra.Command {
+	var (
+		name, tracking_ string
+		asJSON          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "models [--name NAME]",
+		Short: "List a registered model's versions and aliases",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := tracking.Open(trackingURI(tracking_))
+			if err != nil {
+				return err
+			}
+			versions, err := store.ModelVersions(name)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(versions)
+			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tALIASES\tCREATED\tRUN\tSOURCE")
+			for _, v := range versions {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.Version, strings.Join(v.Aliases, ","),
+					v.Created.Local().Format("2006-01-02 15:04:05"), v.RunID, v.Source)
+			}
+			return tw.Flush()
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&name, "name", "pet-breed", "registered model name")
+	fs.StringVar(&tracking_, "tracking", "", "MLflow tracking URI or folder (default $MLFLOW_TRACKING_URI, else ./mlruns)")
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+var _ = os.Getenv
