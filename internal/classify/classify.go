@@ -27,6 +27,9 @@ type Options struct {
 	Labels []string
 	// Preprocess, when set, replaces the model's own (or the default).
 	Preprocess *petbreed.Preprocess
+	// Name identifies the model in answers (default: its path), such as the
+	// models:/ URI it was resolved from.
+	Name string
 }
 
 // Classifier runs one image classification model. It is safe for concurrent use.
@@ -49,7 +52,11 @@ func Open(path string, opts Options) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := New(sess, path, opts)
+	name := opts.Name
+	if name == "" {
+		name = path
+	}
+	c, err := New(sess, name, opts)
 	if err != nil {
 		sess.Close()
 		return nil, err

@@ -25,6 +25,10 @@ type Options struct {
 	// InterOpThreads is the size of the pool running independent operators
 	// in parallel; 0 leaves ONNX Runtime's default.
 	InterOpThreads int
+	// NoSpin stops the intra-op threads from spin-waiting for work between
+	// operators. Spinning makes a lone model a little faster, but burns the
+	// cores that decoding goroutines running beside it need.
+	NoSpin bool
 	// ExtraOutputs names internal tensors of the graph (a node's output, such
 	// as a backbone's pooled features) to return after the model's own
 	// outputs. The model is loaded with these added as graph outputs.
@@ -150,6 +154,11 @@ func open(path string, data []byte, fromFile bool, opts Options) (*Session, erro
 	}
 	if err := so.SetIntraOpNumThreads(intra); err != nil {
 		return nil, fmt.Errorf("onnxrt: session options: %w", err)
+	}
+	if opts.NoSpin {
+		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, fmt.Errorf("onnxrt: session options: %w", err)
+		}
 	}
 	if opts.InterOpThreads > 0 {
 		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
