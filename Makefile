@@ -36,10 +36,24 @@ test: deps onnxruntime
 bench: deps onnxruntime
 	$(GOTEST) -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...
 
+# The main job: train on pets-3breeds with the shared backbone (features
+# cached, experiments tracked in ./mlruns, the best registered as
+# models:/pet-breed@champion), then classify a few images with the champion.
+DEMO_IMAGES := $(ASSETS)/pets-3breeds/images/Abyssinian_1.jpg \
+	$(ASSETS)/pets-3breeds/images/Bengal_1.jpg \
+	$(ASSETS)/pets-3breeds/images/american_bulldog_10.jpg \
+	$(ASSETS)/pets-3breeds/images/Abyssinian_34.jpg
+
 demo: build
-	@echo "== petbreed: classify the shared photos with the ImageNet MobileNetV2 (int8)"
-	$(BIN) predict --model $(ASSETS)/backbone/mobilenetv2-12-int8.onnx \
-		--labels $(ASSETS)/backbone/imagenet_labels.txt --top-k 3 $(ASSETS)/photos
+	@echo "== petbreed pipeline: features, experiments, selection, test evaluation, registration"
+	$(BIN) pipeline --data $(ASSETS)/pets-3breeds --backbone $(ASSETS)/backbone/mobilenetv2-12-int8.onnx
+	@echo
+	@echo "== petbreed predict with models:/pet-breed@champion"
+	$(BIN) predict --top-k 3 $(DEMO_IMAGES)
+	@echo
+	@echo "== the runs and the registry (MLflow's file store in ./mlruns)"
+	$(BIN) runs
+	$(BIN) models
 
 clean:
 	rm -rf bin

@@ -277,11 +277,7 @@ func TestClassesAndInspect(t *testing.T) {
 // BenchmarkPredictProcess measures `petbreed predict` of one image from
 // process start to answer: the binary is built once, then run per iteration.
 func BenchmarkPredictProcess(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "petbreed")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(b)
 	args := append([]string{"predict", "--json"}, backboneArgs(b)...)
 	args = append(args, testassets.Path(b, "photos", "cat_720p.jpg"))
 	b.ResetTimer()
