@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,5 +210,58 @@ func TestPipelineCommand(t *testing.T) {
 	}
 	if code, _, errs := cli(t, "runs", "--experiment", "nope"); code != 1 || !strings.Contains(errs, "no experiment") {
 		t.Errorf("runs of an unknown experiment: %d %q", code, errs)
+	}
+
+	// One experiment with train: tracked, not registered unless asked.
+	code, out, errs = cli(t, "train", "--quiet", "--json", "--data", data, "--backbone", backbone,
+		"--name", "single", "--lr", "0.002", "--epochs", "5", "--flip")
+	var one pipeline.Summary
+	if err := json.Unmarshal([]byte(out), &one); err != nil || code != 0 || len(one.Runs) != 1 ||
+		one.Runs[0].Name != "single" || one.ModelVersion != 0 || one.Features.Computed != 0 {
+		t.Errorf("train: exit %d %v %+v %s", code, err, one, errs)
+	}
+	if code, _, errs := cli(t, "train", "--data", data, "--backbone", backbone, "--lr", "-1"); code != 2 || !strings.Contains(errs, "lr") {
+		t.Errorf("train --lr -1: exit %d %q", code, errs)
+	}
+	code, _, _ = cli(t, "train", "--quiet", "--data", data, "--backbone", backbone, "--name", "reg", "--register")
+	if v, err := mustStore(t, store).Alias("pet-breed", "champion"); code != 0 || err != nil || v != 2 {
+		t.Errorf("train --register: exit %d, champion %d %v", code, v, err)
+	}
+}
+
+func mustStore(t *testing.T, dir string) *tracking.Store {
+	t.Helper()
+	s, err := tracking.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestPull runs pull against a local server with --base-url: a file that
+// does not match the pinned size or checksum is refused (exit 1) and nothing
+// is left. (internal/pull tests resuming, extraction and hostile archives.)
+func TestPull(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".onnx") || strings.HasSuffix(r.URL.Path, ".tar.gz") {
+			w.Write([]byte("not what the checksum says"))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	for _, what := range []string{"backbone", "pets"} {
+		code, _, errs := cli(t, "pull", what, "--quiet", "--dir", filepath.Join(dir, what), "--base-url", srv.URL)
+		if code != 1 || !strings.Contains(errs, "checksum mismatch") && !strings.Contains(errs, "26 bytes, want") {
+			t.Errorf("pull %s: exit %d, %q", what, code, errs)
+		}
+		ents, _ := os.ReadDir(filepath.Join(dir, what))
+		for _, e := range ents {
+			t.Errorf("pull %s left %s", what, e.Name())
+		}
+	}
+	if code, _, _ := cli(t, "pull", "weights"); code != 2 {
+		t.Errorf("pull weights: exit %d, want 2", code)
 	}
 }

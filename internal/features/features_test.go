@@ -84,8 +84,11 @@ func TestComputeAndCache(t *testing.T) {
 		t.Error("the mirrored view has the same features")
 	}
 	// The features are the backbone's on the image, batch-independent.
-	one, err := Compute(context.Background(), e, &Cache{dim: d, m: map[View]map[Key][]float32{}, pending: map[View][]record{}},
-		samples[:1], Options{BatchSize: 1})
+	fresh, err := OpenCache(t.TempDir(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := Compute(context.Background(), e, fresh, samples[:1], Options{BatchSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
