@@ -2,15 +2,18 @@ package classify
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"petbreed"
 	"petbreed/internal/imaging"
+	"petbreed/internal/onnx"
 	"petbreed/internal/testassets"
 )
 
@@ -253,4 +256,76 @@ func TestWebPAndBMPClassify(t *testing.T) {
 	if got[1].Err != nil || got[1].Info.Format != "bmp" || !strings.Contains(got[1].Predictions[0].Label, "uniform") && !strings.Contains(got[1].Predictions[0].Label, "bow tie") {
 		t.Errorf("bmp: %+v", got[1])
 	}
+}
+
+// TestModelMetadata: a model carrying its labels and preprocessing in its
+// metadata is used with them, without any flag.
+func TestModelMetadata(t *testing.T) {
+	backbone := testassets.Read(t, "backbone", "mobilenetv2-12-int8.onnx")
+	labels, err := LoadLabels(testassets.Path(t, "backbone", "imagenet_labels.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := petbreed.DefaultPreprocess()
+	pre.Mode, pre.Filter = petbreed.ModeSquash, "bicubic"
+	lj, _ := json.Marshal(labels)
+	pj, _ := json.Marshal(pre)
+	model, err := onnx.SetMetadata(backbone, map[string]string{petbreed.MetaLabels: string(lj), petbreed.MetaPreprocess: string(pj)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "with-metadata.onnx")
+	if err := os.WriteFile(path, model, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Preprocess() != pre || !c.HasLabels() || c.Label(285) != "Egyptian cat" {
+		t.Fatalf("metadata not used: %+v, label %q", c.Preprocess(), c.Label(285))
+	}
+	// Prepare really applies the model's transform: squash bicubic.
+	img := decode(t, "photos", "chelsea.png")
+	got := make([]float32, c.TensorLen())
+	if err := c.Prepare(img, got); err != nil {
+		t.Fatal(err)
+	}
+	seen, _ := imaging.Apply(img, pre)
+	want := make([]float32, c.TensorLen())
+	imaging.Normalize(seen, pre.Mean, pre.Std, want)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("value %d: %v, want %v (squash bicubic)", i, got[i], want[i])
+		}
+	}
+	preds, err := c.Classify([]*imaging.RGB{img}, 1)
+	if err != nil || preds[0][0].Label != "Egyptian cat" {
+		t.Errorf("%v %v", preds, err)
+	}
+	// Options override the metadata.
+	crop := petbreed.DefaultPreprocess()
+	c2, err := Open(path, Options{Preprocess: &crop, Labels: classes1000()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.Preprocess() != crop || c2.Label(3) != "label3" {
+		t.Errorf("override: %+v %q", c2.Preprocess(), c2.Label(3))
+	}
+	// Broken metadata is an error, not a silent default.
+	bad, _ := onnx.SetMetadata(backbone, map[string]string{petbreed.MetaPreprocess: `{"mode": "zoom"}`})
+	os.WriteFile(path, bad, 0o644)
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "zoom") {
+		t.Errorf("bad preprocess metadata: %v", err)
+	}
+}
+
+func classes1000() []string {
+	out := make([]string, 1000)
+	for i := range out {
+		out[i] = "label" + strconv.Itoa(i)
+	}
+	return out
 }
