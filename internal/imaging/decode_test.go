@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"petbreed/internal/imaging/jpegtest"
 	"petbreed/internal/testassets"
 )
 
@@ -401,4 +402,46 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("inconsistent image without error")
 		}
 	})
+}
+
+// TestDecodeCMYKJPEG: CMYK and YCCK JPEGs (written by libjpeg with the Adobe
+// marker) decode as Pillow decodes them: samples read as inverted, then
+// (255-K) - C*(255-K)/255.
+func TestDecodeCMYKJPEG(t *testing.T) {
+	const w, h = 32, 16
+	// Four flat patches of stored CMYK samples (8x16 each): lossless enough
+	// at quality 100 to compare within a level or two.
+	patches := [][4]byte{{255, 255, 255, 255}, {0, 0, 0, 0}, {155, 55, 255, 200}, {30, 200, 120, 90}}
+	pix := make([]byte, w*h*4)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			copy(pix[(y*w+x)*4:], patches[x/8][:])
+		}
+	}
+	want := cmykToRGB(pix, w, h, true)
+	for _, cs := range []struct {
+		name string
+		cs   int
+	}{{"CMYK", jpegtest.CMYK}, {"YCCK", jpegtest.YCCK}} {
+		data, err := jpegtest.EncodeCMYK(pix, w, h, cs.cs, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, info, err := Decode(data, DecodeOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", cs.name, err)
+		}
+		if info.Mode != "CMYK" || img.W != w || img.H != h {
+			t.Errorf("%s: %+v", cs.name, info)
+		}
+		// Compare patch centres.
+		for p := range patches {
+			i := (8*w + p*8 + 4) * 3
+			for c := 0; c < 3; c++ {
+				if d := int(img.Pix[i+c]) - int(want.Pix[i+c]); d > 2 || d < -2 {
+					t.Errorf("%s patch %d channel %d: %d, want %d", cs.name, p, c, img.Pix[i+c], want.Pix[i+c])
+				}
+			}
+		}
+	}
 }
