@@ -111,13 +111,7 @@ The default configuration: petbreed pipeline --print-config.`,
 					return usageError{err}
 				}
 			}
-			ctx, stop := interruptible(cmd.Context())
-			defer stop()
-			sum, err := pipeline.Run(ctx, opt)
-			if sum != nil {
-				printSummary(cmd.OutOrStdout(), sum, f.asJSON)
-			}
-			return err
+			return runPipeline(cmd, opt, f.asJSON)
 		},
 	}
 	f.register(cmd)
@@ -151,13 +145,7 @@ func newTrainCmd() *cobra.Command {
 				return usageError{err}
 			}
 			opt.Config, opt.NoRegister = cfg, !register
-			ctx, stop := interruptible(cmd.Context())
-			defer stop()
-			sum, err := pipeline.Run(ctx, opt)
-			if sum != nil {
-				printSummary(cmd.OutOrStdout(), sum, f.asJSON)
-			}
-			return err
+			return runPipeline(cmd, opt, f.asJSON)
 		},
 	}
 	f.register(cmd)
@@ -175,6 +163,18 @@ func newTrainCmd() *cobra.Command {
 	fs.Uint64Var(&seed, "seed", 42, "seed of the split, initialisation, shuffling and dropout")
 	fs.BoolVar(&register, "register", false, "evaluate on the test split and register the model as the champion")
 	return cmd
+}
+
+// runPipeline runs until done or interrupted and prints what was done,
+// also when it failed part way.
+func runPipeline(cmd *cobra.Command, opt pipeline.Options, asJSON bool) error {
+	ctx, stop := interruptible(cmd.Context())
+	defer stop()
+	sum, err := pipeline.Run(ctx, opt)
+	if sum != nil {
+		printSummary(cmd.OutOrStdout(), sum, asJSON)
+	}
+	return err
 }
 
 func printSummary(w io.Writer, s *pipeline.Summary, asJSON bool) {

@@ -21,22 +21,10 @@ func toRGB(m image.Image) (*RGB, string) {
 	p := out.Pix
 	switch m := m.(type) {
 	case *image.RGBA:
-		for y := 0; y < h; y++ {
-			row := m.Pix[(y)*m.Stride : y*m.Stride+w*4]
-			o := p[y*w*3 : (y+1)*w*3]
-			for x := 0; x < w; x++ {
-				o[3*x], o[3*x+1], o[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
-			}
-		}
+		copyRGB(p, m.Pix, m.Stride, w, h, 4, 1)
 		return out, "RGB"
 	case *image.NRGBA:
-		for y := 0; y < h; y++ {
-			row := m.Pix[y*m.Stride : y*m.Stride+w*4]
-			o := p[y*w*3 : (y+1)*w*3]
-			for x := 0; x < w; x++ {
-				o[3*x], o[3*x+1], o[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
-			}
-		}
+		copyRGB(p, m.Pix, m.Stride, w, h, 4, 1)
 		return out, "RGBA"
 	case *image.Gray:
 		for y := 0; y < h; y++ {
@@ -59,22 +47,10 @@ func toRGB(m image.Image) (*RGB, string) {
 		}
 		return out, "I"
 	case *image.RGBA64:
-		for y := 0; y < h; y++ {
-			row := m.Pix[y*m.Stride : y*m.Stride+w*8]
-			o := p[y*w*3 : (y+1)*w*3]
-			for x := 0; x < w; x++ {
-				o[3*x], o[3*x+1], o[3*x+2] = row[8*x], row[8*x+2], row[8*x+4]
-			}
-		}
+		copyRGB(p, m.Pix, m.Stride, w, h, 8, 2) // the high byte of each 16-bit sample
 		return out, "RGB"
 	case *image.NRGBA64:
-		for y := 0; y < h; y++ {
-			row := m.Pix[y*m.Stride : y*m.Stride+w*8]
-			o := p[y*w*3 : (y+1)*w*3]
-			for x := 0; x < w; x++ {
-				o[3*x], o[3*x+1], o[3*x+2] = row[8*x], row[8*x+2], row[8*x+4]
-			}
-		}
+		copyRGB(p, m.Pix, m.Stride, w, h, 8, 2)
 		return out, "RGBA"
 	case *image.Paletted:
 		lut := paletteRGB(m.Palette)
@@ -104,6 +80,19 @@ func toRGB(m image.Image) (*RGB, string) {
 		}
 	}
 	return out, "RGB"
+}
+
+// copyRGB copies the first three samples of each pixel of src (rows of
+// stride bytes, bpp bytes a pixel, samples step bytes apart) into dst.
+func copyRGB(dst, src []uint8, stride, w, h, bpp, step int) {
+	for y := 0; y < h; y++ {
+		row := src[y*stride : y*stride+w*bpp]
+		o := dst[y*w*3 : (y+1)*w*3]
+		for x := 0; x < w; x++ {
+			i := x * bpp
+			o[3*x], o[3*x+1], o[3*x+2] = row[i], row[i+step], row[i+2*step]
+		}
+	}
 }
 
 func ycbcrToRGB(m *image.YCbCr, p []uint8) {
