@@ -17,6 +17,7 @@ import (
 
 	"petbreed"
 	"petbreed/internal/classify"
+	"petbreed/internal/imaging"
 	"petbreed/internal/onnxrt"
 )
 
@@ -207,9 +208,6 @@ func printText(w io.Writer, r classify.Result, ms float64) {
 	}
 }
 
-// imageExts are the extensions a directory walk picks up.
-var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true, ".webp": true}
-
 // listImages expands the arguments: files as given, directories searched
 // recursively for image files (sorted), hidden entries skipped.
 func listImages(args []string) (files []string, errs []error) {
@@ -235,7 +233,7 @@ func listImages(args []string) (files []string, errs []error) {
 				}
 				return nil
 			}
-			if d.Type().IsRegular() && imageExts[strings.ToLower(filepath.Ext(p))] {
+			if d.Type().IsRegular() && imaging.HasImageExt(p) {
 				found = append(found, p)
 			}
 			return nil

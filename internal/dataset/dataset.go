@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"petbreed/internal/imaging"
 )
 
 // Layouts Load recognises.
@@ -178,9 +180,6 @@ func loadPets(root string) (*Dataset, error) {
 	return ds, nil
 }
 
-// imageExts are the file extensions a folder-per-class dataset picks up.
-var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true, ".webp": true}
-
 func loadFolders(root string) (*Dataset, error) {
 	ds := &Dataset{Root: root, Layout: LayoutFolders}
 	trainDir, testDir := filepath.Join(root, "train"), filepath.Join(root, "test")
@@ -258,7 +257,7 @@ func scanClasses(dir string, classes []string) ([]Sample, error) {
 				}
 				return nil
 			}
-			if d.Type().IsRegular() && imageExts[strings.ToLower(filepath.Ext(p))] {
+			if d.Type().IsRegular() && imaging.HasImageExt(p) {
 				out = append(out, Sample{Path: p, ID: strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)), Label: label})
 				n++
 			}

@@ -8,7 +8,17 @@ package imaging
 import (
 	"image"
 	"image/color"
+	"path/filepath"
+	"strings"
 )
+
+// imageExts are the file extensions of the formats Decode reads.
+var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true, ".webp": true}
+
+// HasImageExt reports whether a file name looks like an image by its
+// extension: for picking files out of a folder. The format itself is always
+// read from the bytes (Sniff).
+func HasImageExt(name string) bool { return imageExts[strings.ToLower(filepath.Ext(name))] }
 
 // RGB is an 8-bit RGB image: rows top to bottom, pixels interleaved R, G, B,
 // no padding (len(Pix) == W*H*3). It is the one pixel format the transforms

@@ -13,31 +13,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"petbreed/internal/testassets"
 )
 
-// assets returns ../shared/assets beside the module root (the directory with
-// go.mod, found walking up from the working directory), or skips the test.
+// assets returns ../shared/assets beside the module root, or skips the test.
 func assets(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	a := filepath.Join(dir, "..", "shared", "assets")
-	if _, err := os.Stat(a); err != nil {
-		t.Skipf("test assets not found: %v", err)
-	}
-	return a
+	return testassets.Dir(t)
 }
 
 // modelPath returns the real int8 MobileNetV2 after making sure ONNX Runtime
