@@ -253,6 +253,12 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 		return sum, err
 	}
 	mark("register", t)
+	if champ.res.RunID != best.res.RunID {
+		// The selected run points to the refit that was tested and registered.
+		if err := store.SetRunTag(best.res.RunID, "petbreed.champion_run", champ.res.RunID); err != nil {
+			return sum, err
+		}
+	}
 	sum.ChampionRunID = champ.res.RunID
 	sum.TestAcc, sum.TestLoss = reg.testAcc, reg.testLoss
 	sum.ModelVersion, sum.ModelURI, sum.ModelPath = reg.version, reg.uri, reg.path
