@@ -5,7 +5,8 @@
 set -euo pipefail
 
 # webp: cwebp makes WebP test images from the shared photos (tests only).
-pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp)
+# chromium: the web page's tests drive a real headless browser (tests only).
+pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp chromium fonts-liberation)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
