@@ -58,6 +58,10 @@ type record struct {
 
 const shardMagic = "PBFEAT1\n"
 
+// staleTemp is the age after which a temporary shard file is a crash's
+// leftover rather than another process's write in progress.
+const staleTemp = 10 * time.Minute
+
 // DefaultDir is where features are cached unless told otherwise:
 // $PETBREED_CACHE, else the user's cache directory/petbreed.
 func DefaultDir() string {
@@ -180,6 +184,14 @@ func (c *Cache) load() error {
 	}
 	var names []string
 	for _, e := range ents {
+		// A writer killed mid-flush leaves its hidden temporary file;
+		// remove those old enough not to belong to a live writer.
+		if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".tmp-") {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTemp {
+				os.Remove(filepath.Join(c.dir, e.Name()))
+			}
+			continue
+		}
 		if strings.HasSuffix(e.Name(), ".shard") && !strings.HasPrefix(e.Name(), ".") {
 			names = append(names, e.Name())
 		}
