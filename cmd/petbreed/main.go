@@ -89,6 +89,7 @@ it did where it was trained.`,
 		newTrainCmd(),
 		newRunsCmd(),
 		newModelsCmd(),
+		newServeCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"petbreed/internal/classify"
+	"petbreed/internal/imaging"
+	"petbreed/internal/serve"
+)
+
+// serveFlags are serve's settings: each flag, else its environment
+// variable, else the default.
+type serveFlags struct {
+	model, addr, labels, tracking, logFormat string
+	maxBatch, threads, queue                 int
+	maxDelay, poll                           time.Duration
+	maxBody                                  string
+	maxPixels                                int64
+}
+
+// serveEnv maps flags to their environment variables.
+var serveEnv = map[string]string{
+	"model":     "PETBREED_MODEL",
+	"addr":      "PETBREED_ADDR",
+	"max-batch": "PETBREED_MAX_BATCH",
+	"max-delay": "PETBREED_MAX_DELAY",
+	"threads":   "PETBREED_THREADS",
+	"queue":     "PETBREED_QUEUE",
+	"max-body":  "PETBREED_MAX_BODY",
+	"poll":      "PETBREED_POLL",
+	"labels":    "PETBREED_LABELS",
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve [--model URI] [--addr HOST:PORT] [--max-batch 32] [--max-delay 2ms] [--threads N]",
+		Short: "Serve a model over HTTP: the REST API, KServe V2, metrics, hot reload",
+		Long: `serve answers classification requests over HTTP:
+
+  GET  /                      a web page (placeholder)
+  GET  /api/health            status and the model served (503 until it is loaded)
+  GET  /api/classes           the classes
+  POST /api/predict           an image (multipart field "file", or the body) to its breed
+  POST /api/resize            the image resized (?width=&height=[&format=&filter=&quality=])
+  POST /api/preprocess        the image the model sees (?grayscale=&normalize=)
+  GET  /v2, /v2/health/{live,ready}, /v2/models/NAME[/versions/V][/ready]
+  POST /v2/models/NAME[/versions/V]/infer   KServe V2 inference (JSON or binary tensors)
+  GET  /metrics               Prometheus metrics
+  GET  /openapi.json          the API's description
+  POST /admin/reload          reload the model (needs PETBREED_ADMIN_TOKEN)
+
+Concurrent requests share model runs (dynamic batching: up to --max-batch
+images, waiting at most --max-delay); beyond --queue images admitted at once,
+requests get 503 at once. A models:/NAME@ALIAS model is reloaded when the
+alias moves (checked every --poll) or on POST /admin/reload with
+"Authorization: Bearer $PETBREED_ADMIN_TOKEN"; a model that fails to load
+leaves the old one serving. SIGINT or SIGTERM stops accepting connections,
+lets the requests in flight finish, and exits 0.
+
+Each flag can come from the environment (for containers): PETBREED_MODEL,
+PETBREED_ADDR, PETBREED_MAX_BATCH, PETBREED_MAX_DELAY, PETBREED_THREADS,
+PETBREED_QUEUE, PETBREED_MAX_BODY, PETBREED_POLL, PETBREED_LABELS; models:/
+URIs are resolved in $MLFLOW_TRACKING_URI. A flag given on the command line
+wins over the environment. Unless GOGC is set, the Go heap is collected at
+50% growth (GOGC=50) to keep the server's memory small.`,
+		Example: `  petbreed serve                                   # models:/pet-breed@champion from $MLFLOW_TRACKING_URI
+  petbreed serve --model model.onnx --addr :8000
+  PETBREED_ADMIN_TOKEN=secret petbreed serve --max-batch 16 --max-delay 5ms
+  curl -F file=@cat.jpg localhost:8000/api/predict`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.fromEnv(cmd); err != nil {
+				return err
+			}
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			var h slog.Handler
+			switch f.logFormat {
+			case "json":
+				h = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
+			case "text":
+				h = slog.NewTextHandler(cmd.ErrOrStderr(), nil)
+			default:
+				return usagef("--log-format %q: want json or text", f.logFormat)
+			}
+			cfg.Logger = slog.New(h)
+			if os.Getenv("GOGC") == "" {
+				// The heap is mostly short-lived image buffers without
+				// pointers, cheap to collect: a tighter goal keeps the
+				// process small (ONNX Runtime's memory is outside it).
+				debug.SetGCPercent(50)
+			}
+			srv, err := serve.New(cfg)
+			if err != nil {
+				return usageError{err}
+			}
+			ln, err := net.Listen("tcp", f.addr)
+			if err != nil {
+				return err
+			}
+			ctx, stop := interruptible(cmd.Context())
+			defer stop()
+			return srv.Run(ctx, ln)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.model, "model", defaultModelURI, "ONNX model file, or models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/PATH from $MLFLOW_TRACKING_URI [$PETBREED_MODEL]")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8000", "address to listen on, HOST:PORT (:8000 for every interface) [$PETBREED_ADDR]")
+	fs.IntVar(&f.maxBatch, "max-batch", serve.DefaultMaxBatch, "most images in one model run [$PETBREED_MAX_BATCH]")
+	fs.DurationVar(&f.maxDelay, "max-delay", serve.DefaultMaxDelay, "longest wait for a batch to fill, e.g. 2ms (-1ms: never wait) [$PETBREED_MAX_DELAY]")
+	fs.IntVar(&f.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core) [$PETBREED_THREADS]")
+	fs.IntVar(&f.queue, "queue", 0, "most images admitted at once, beyond which requests get 503 (0: 4 x --max-batch) [$PETBREED_QUEUE]")
+	fs.StringVar(&f.maxBody, "max-body", "10MiB", "largest request body: bytes, or with KiB, MiB, KB, MB [$PETBREED_MAX_BODY]")
+	fs.DurationVar(&f.poll, "poll", serve.DefaultPoll, "how often to check a models:/NAME@ALIAS alias for a new version (0: never) [$PETBREED_POLL]")
+	fs.StringVar(&f.labels, "labels", "", "class names: one a line, or JSON {\"classes\": [...]} (default: the model's own) [$PETBREED_LABELS]")
+	fs.StringVar(&f.tracking, "tracking", "", "MLflow tracking URI or folder (default $MLFLOW_TRACKING_URI, else ./mlruns)")
+	fs.Int64Var(&f.maxPixels, "max-pixels", imaging.DefaultMaxPixels, "refuse images with more pixels than this (422)")
+	fs.StringVar(&f.logFormat, "log-format", "json", "log format on stderr: json or text")
+	return cmd
+}
+
+// fromEnv fills the flags not given on the command line from the environment.
+func (f *serveFlags) fromEnv(cmd *cobra.Command) error {
+	fs := cmd.Flags()
+	for flag, env := range serveEnv {
+		v, ok := os.LookupEnv(env)
+		if !ok || v == "" || fs.Changed(flag) {
+			continue
+		}
+		if err := fs.Set(flag, v); err != nil {
+			return usagef("$%s=%q: %v", env, v, err)
+		}
+	}
+	return nil
+}
+
+func (f *serveFlags) config() (serve.Config, error) {
+	maxBody, err := parseSize(f.maxBody)
+	if err != nil {
+		return serve.Config{}, usagef("--max-body: %v", err)
+	}
+	if f.maxBatch < 1 {
+		return serve.Config{}, usagef("--max-batch %d: must be at least 1", f.maxBatch)
+	}
+	if f.queue < 0 || f.threads < 0 {
+		return serve.Config{}, usagef("--queue and --threads must not be negative")
+	}
+	cfg := serve.Config{
+		Model:       f.model,
+		TrackingURI: trackingURI(f.tracking),
+		MaxBatch:    f.maxBatch,
+		MaxDelay:    f.maxDelay,
+		Queue:       f.queue,
+		Threads:     f.threads,
+		MaxBody:     maxBody,
+		MaxPixels:   f.maxPixels,
+		Poll:        f.poll,
+		AdminToken:  os.Getenv("PETBREED_ADMIN_TOKEN"),
+		Version:     version,
+	}
+	if f.maxDelay == 0 {
+		cfg.MaxDelay = -1 // no waiting
+	}
+	if f.poll <= 0 {
+		cfg.Poll = -1
+	}
+	if f.labels != "" {
+		labels, err := classify.LoadLabels(f.labels)
+		if err != nil {
+			return serve.Config{}, err
+		}
+		cfg.Labels = labels
+	}
+	return cfg, nil
+}
+
+// parseSize reads "10MiB", "512KiB", "1MB", "1048576".
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000_000}, {"GB", 1000_000_000}, {"K", 1 << 10}, {"M", 1 << 20}, {"B", 1}} {
+		if strings.HasSuffix(strings.ToUpper(t), strings.ToUpper(u.suffix)) {
+			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 1 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("%q is not a size (bytes, or with KiB, MiB, KB, MB)", s)
+	}
+	return n * mult, nil
+}

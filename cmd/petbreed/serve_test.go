@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"petbreed/internal/testassets"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeSIGTERM runs `petbreed serve` in-process on a free port, with
+// settings from flags and the environment, classifies a photo, and stops it
+// with SIGTERM: exit 0.
+func TestServeSIGTERM(t *testing.T) {
+	t.Setenv("PETBREED_MAX_BATCH", "8") // the flag wins
+	t.Setenv("PETBREED_QUEUE", "50")    // no flag: the environment
+	t.Setenv("PETBREED_MAX_DELAY", "3ms")
+	t.Setenv("PETBREED_ADMIN_TOKEN", "")
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--max-batch", "4", "--log-format", "json"}, backboneArgs(t)...)
+	var stdout, stderr lockedBuffer
+	code := make(chan int, 1)
+	go func() { code <- run(args, &stdout, &stderr) }()
+
+	addrRe := regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+	var url string
+	deadline := time.Now().Add(10 * time.Second)
+	for url == "" || !strings.Contains(stderr.String(), `"msg":"ready"`) {
+		if m := addrRe.FindStringSubmatch(stderr.String()); m != nil {
+			url = "http://" + m[1]
+		}
+		select {
+		case c := <-code:
+			t.Fatalf("serve exited %d: %s", c, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, want := range []string{`"max_batch":4`, `"queue":50`, `"max_delay":"3ms"`, `"admin":false`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("settings: want %s in %s", want, stderr.String())
+		}
+	}
+	resp, err := http.Post(url+"/api/predict", "image/png", strings.NewReader(string(testassets.Read(t, "photos", "chelsea.png"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var a struct {
+		PredictedBreed string `json:"predicted_breed"`
+		Model          struct{ Name string }
+	}
+	if err := json.Unmarshal(b, &a); err != nil || a.PredictedBreed != "Egyptian cat" || a.Model.Name != "mobilenetv2-12-int8" {
+		t.Errorf("predict: %d %s", resp.StatusCode, b)
+	}
+
+	syscall.Kill(syscall.Getpid(), syscall.SIGTERM)
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Errorf("exit %d after SIGTERM: %s", c, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), `"path":"/api/predict","status":200`) {
+		t.Errorf("no request log line: %s", stderr.String())
+	}
+}
+
+func TestServeUsageErrors(t *testing.T) {
+	t.Setenv("PETBREED_ADMIN_TOKEN", "")
+	tests := []struct {
+		env, val string
+		args     []string
+		msg      string
+	}{
+		{"PETBREED_MAX_BATCH", "many", nil, "PETBREED_MAX_BATCH"},
+		{"PETBREED_MAX_DELAY", "soon", nil, "PETBREED_MAX_DELAY"},
+		{"", "", []string{"--max-batch", "0"}, "--max-batch"},
+		{"", "", []string{"--max-body", "lots"}, "--max-body"},
+		{"", "", []string{"--log-format", "xml"}, "--log-format"},
+		{"PETBREED_MAX_BODY", "-5", nil, "--max-body"},
+	}
+	for _, tt := range tests {
+		if tt.env != "" {
+			t.Setenv(tt.env, tt.val)
+		}
+		code, _, errs := cli(t, append([]string{"serve", "--model", "x.onnx", "--addr", "127.0.0.1:0"}, tt.args...)...)
+		if code != 2 || !strings.Contains(errs, tt.msg) {
+			t.Errorf("%s=%s %v: exit %d, %s", tt.env, tt.val, tt.args, code, errs)
+		}
+		if tt.env != "" {
+			t.Setenv(tt.env, "")
+		}
+	}
+	// A model that does not exist: a failure (1), once the flags are fine.
+	code, _, errs := cli(t, "serve", "--model", "/nonexistent/model.onnx", "--addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(errs, "model.onnx") {
+		t.Errorf("missing model: exit %d, %s", code, errs)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"10MiB": 10 << 20, "512KiB": 512 << 10, "1MB": 1e6, "2048": 2048, "3k": 3 << 10, " 7 M ": 7 << 20, "1B": 1} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1", "0", "ten", "1.5MB", "99999999TB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) succeeded", in)
+		}
+	}
+}

@@ -1,0 +1,332 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"petbreed/internal/imaging"
+)
+
+// apiError is an error with its HTTP status: what the handlers return for
+// the caller's mistakes and for the server's state (not ready, overloaded).
+type apiError struct {
+	status int
+	msg    string // short: what kind of error
+	detail string // what exactly
+}
+
+func (e *apiError) Error() string {
+	if e.detail == "" {
+		return e.msg
+	}
+	return e.msg + ": " + e.detail
+}
+
+func errorf(status int, msg, format string, args ...any) *apiError {
+	return &apiError{status: status, msg: msg, detail: fmt.Sprintf(format, args...)}
+}
+
+func badParam(format string, args ...any) *apiError {
+	return errorf(http.StatusBadRequest, "bad parameter", format, args...)
+}
+
+var errNotReady = &apiError{status: http.StatusServiceUnavailable, msg: "not ready", detail: "the model is loading"}
+
+// imageError maps a decoding error to its status: 415 not an image, 422 an
+// image that cannot be decoded or is over the pixel limit.
+func imageError(err error) *apiError {
+	switch {
+	case errors.Is(err, imaging.ErrUnsupported):
+		return &apiError{status: http.StatusUnsupportedMediaType, msg: "not an image", detail: err.Error()}
+	case errors.Is(err, imaging.ErrPixelLimit):
+		return &apiError{status: http.StatusUnprocessableEntity, msg: "image over the pixel limit", detail: err.Error()}
+	case errors.Is(err, imaging.ErrCorrupt):
+		return &apiError{status: http.StatusUnprocessableEntity, msg: "cannot decode the image", detail: err.Error()}
+	}
+	return &apiError{status: http.StatusUnprocessableEntity, msg: "cannot process the image", detail: err.Error()}
+}
+
+// writeJSON writes v with the status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","detail":"cannot encode the answer"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// statusClientClosed is logged (nginx's 499) for a request whose client
+// went away before its answer.
+const statusClientClosed = 499
+
+// asAPIError gives err its status: its own for an *apiError, 499 for a
+// request cancelled by its client, else 500.
+func asAPIError(err error) *apiError {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &apiError{status: statusClientClosed, msg: "cancelled", detail: "the client went away"}
+	}
+	return &apiError{status: http.StatusInternalServerError, msg: "internal error", detail: err.Error()}
+}
+
+// writeError answers an /api (or admin) error as {"error", "detail"}; an
+// error that is not an *apiError is a 500.
+func writeError(w http.ResponseWriter, err error) {
+	ae := asAPIError(err)
+	if ae.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, ae.status, struct {
+		Error  string `json:"error"`
+		Detail string `json:"detail,omitempty"`
+	}{ae.msg, ae.detail})
+}
+
+// Request bodies are read into pooled buffers.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 2 << 20
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		b.Reset()
+		bodyPool.Put(b)
+	}
+}
+
+// readAll reads r (limited by http.MaxBytesReader) into a pooled buffer;
+// size is the expected length when known (Content-Length), or -1.
+func readAll(r io.Reader, size int64) (*bytes.Buffer, error) {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	if size > 0 {
+		buf.Grow(int(size) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		putBody(buf)
+		return nil, bodyError(err)
+	}
+	return buf, nil
+}
+
+// bodyError maps a failure to read the body: 413 over the limit, 400 else.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errorf(http.StatusRequestEntityTooLarge, "payload too large", "the body is over the limit of %d bytes", mbe.Limit)
+	}
+	return errorf(http.StatusBadRequest, "cannot read the body", "%v", err)
+}
+
+// limitBody refuses a declared length over the limit at once, and bounds
+// the body as it is read.
+func (s *Server) limitBody(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength > s.cfg.MaxBody {
+		return errorf(http.StatusRequestEntityTooLarge, "payload too large",
+			"the body is %d bytes, over the limit of %d", r.ContentLength, s.cfg.MaxBody)
+	}
+	// MaxBytesReader tells the server's own ResponseWriter that the limit
+	// was hit, so that the connection is closed gracefully (the client gets
+	// the 413 instead of a reset): unwrap ours.
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	return nil
+}
+
+// readImage reads an uploaded image: the multipart/form-data field "file"
+// (as the original API takes it), or else the whole body. The content type
+// only tells the envelope; the image's type is read from its bytes later.
+func (s *Server) readImage(w http.ResponseWriter, r *http.Request) (data *bytes.Buffer, filename string, err error) {
+	if err := s.limitBody(w, r); err != nil {
+		return nil, "", err
+	}
+	filename = r.URL.Query().Get("filename")
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		if params["boundary"] == "" {
+			return nil, "", errorf(http.StatusBadRequest, "bad multipart body", "no boundary in the content type")
+		}
+		mr := multipart.NewReader(r.Body, params["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				return nil, "", errorf(http.StatusBadRequest, "bad multipart body", `no field "file" (the image)`)
+			}
+			if err != nil {
+				return nil, "", multipartError(err)
+			}
+			if part.FormName() != "file" {
+				part.Close()
+				continue
+			}
+			if fn := part.FileName(); fn != "" {
+				filename = fn
+			}
+			buf, err := readAll(part, -1)
+			if err != nil {
+				return nil, "", multipartError(err)
+			}
+			return buf, filename, nil
+		}
+	}
+	buf, err := readAll(r.Body, r.ContentLength)
+	if err != nil {
+		return nil, "", err
+	}
+	return buf, filename, nil
+}
+
+func multipartError(err error) error {
+	var mbe *http.MaxBytesError
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &mbe):
+		return bodyError(err)
+	}
+	return errorf(http.StatusBadRequest, "bad multipart body", "%v", err)
+}
+
+// statusWriter records what a handler answered, for the log and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	req    *http.Request
+	status int
+	bytes  int64
+	// unmatched: the mux found no route (404) or no method (405); its plain
+	// text answer is replaced by JSON.
+	unmatched bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = code
+	if w.req.Pattern == "" && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+		w.unmatched = true
+		msg := "not found"
+		detail := "no such endpoint: see /openapi.json"
+		if code == http.StatusMethodNotAllowed {
+			msg, detail = "method not allowed", "allowed: "+w.Header().Get("Allow")
+		}
+		b, _ := json.Marshal(map[string]string{"error": msg, "detail": detail})
+		b = append(b, '\n')
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+		h.Del("X-Content-Type-Options")
+		w.ResponseWriter.WriteHeader(code)
+		n, _ := w.ResponseWriter.Write(b)
+		w.bytes += int64(n)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.unmatched {
+		return len(b), nil
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// middleware adds a request id, the in-flight gauge, panic recovery, one log
+// line and the metrics per request.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = s.reqPrefix + strconv.FormatUint(s.reqCounter.Add(1), 10)
+		}
+		w.Header().Set("X-Request-Id", id)
+		sw := &statusWriter{ResponseWriter: w, req: r}
+		s.metrics.inFlight.Inc()
+		defer func() {
+			s.metrics.inFlight.Dec()
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("panic serving a request", "request_id", id, "path", r.URL.Path, "panic", p,
+					"stack", string(debug.Stack()))
+				if sw.status == 0 {
+					writeError(sw, errors.New("the server failed on this request"))
+				}
+			}
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			d := time.Since(start)
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			s.metrics.observeRequest(route, r.Method, sw.status, d)
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", sw.status),
+				slog.Int64("bytes", sw.bytes),
+				slog.Float64("duration_ms", ms(d)),
+				slog.String("request_id", id),
+				slog.String("remote", r.RemoteAddr),
+			)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestPrefix() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "-"
+}

@@ -1,0 +1,150 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"petbreed/internal/imaging"
+)
+
+// The inference path shared by /api/predict and /v2/.../infer: admission
+// (bounded), decoding and preprocessing in the request's goroutine, then the
+// model's batcher.
+
+var errOverloadedAPI = &apiError{status: http.StatusServiceUnavailable, msg: "overloaded",
+	detail: "the queue is full: retry shortly"}
+
+// admit reserves n images' places in the queue; false means it is full.
+func (s *Server) admit(n int) bool {
+	if s.admitted.Add(int64(n)) > int64(s.cfg.Queue) {
+		s.admitted.Add(-int64(n))
+		s.metrics.rejected.Inc()
+		return false
+	}
+	s.preparing.Add(int64(n))
+	return true
+}
+
+// acquirePrep takes one of the GOMAXPROCS places for decoding and
+// transforming an image (every endpoint that decodes takes one), so that
+// memory for decoded images stays bounded whatever the concurrency.
+func (s *Server) acquirePrep(ctx context.Context) error {
+	select {
+	case s.prepSem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) releasePrep() { <-s.prepSem }
+
+// prepare decodes one image and applies the model's preprocessing (resize,
+// crop; the batcher normalises). At most GOMAXPROCS images are prepared at
+// once: more would only share the same cores, and hold more decoded images
+// in memory.
+func (s *Server) prepare(ctx context.Context, m *model, data []byte) (*imaging.RGB, error) {
+	if err := s.acquirePrep(ctx); err != nil {
+		return nil, err
+	}
+	defer s.releasePrep()
+	t0 := time.Now()
+	img, _, err := imaging.Decode(data, imaging.DecodeOptions{MaxPixels: s.cfg.MaxPixels})
+	t1 := time.Now()
+	s.metrics.observeStage(iDecode, t1.Sub(t0))
+	if err != nil {
+		return nil, imageError(err)
+	}
+	seen, err := imaging.Apply(img, m.pre)
+	if err != nil {
+		return nil, imageError(err)
+	}
+	if seen.W != m.pre.Size || seen.H != m.pre.Size {
+		return nil, fmt.Errorf("preprocessing made a %dx%d image, want %dx%d", seen.W, seen.H, m.pre.Size, m.pre.Size)
+	}
+	s.metrics.observeStage(iPreprocess, time.Since(t1))
+	return seen, nil
+}
+
+// prepareAll prepares images, several at once when there are several; it
+// returns the first error.
+func (s *Server) prepareAll(ctx context.Context, m *model, images [][]byte) ([]*imaging.RGB, error) {
+	out := make([]*imaging.RGB, len(images))
+	if len(images) == 1 {
+		img, err := s.prepare(ctx, m, images[0])
+		out[0] = img
+		return out, err
+	}
+	workers := min(len(images), runtime.GOMAXPROCS(0))
+	errs := make([]error, len(images))
+	var wg sync.WaitGroup
+	next := make(chan int, len(images))
+	for i := range images {
+		next <- i
+	}
+	close(next)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				out[i], errs[i] = s.prepare(ctx, m, images[i])
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// run submits a job of admitted images (counted as preparing) to m's
+// batcher and waits for their probabilities. It ends the admission.
+func (s *Server) run(m *model, j *job) ([][]float32, error) {
+	j.done = make(chan jobResult, 1)
+	err := m.batch.submit(j)
+	s.preparing.Add(-int64(j.n))
+	if err != nil {
+		s.admitted.Add(-int64(j.n))
+		s.metrics.rejected.Inc()
+		return nil, errOverloadedAPI
+	}
+	res := <-j.done
+	s.admitted.Add(-int64(j.n))
+	s.metrics.observeStage(iQueue, res.queued)
+	if res.err != nil {
+		return nil, res.err
+	}
+	s.metrics.observeStage(iInference, res.inference)
+	s.metrics.images.Add(float64(j.n))
+	return res.probs, nil
+}
+
+// classifyImages admits, prepares and runs encoded images on m.
+func (s *Server) classifyImages(ctx context.Context, m *model, images [][]byte) ([][]float32, error) {
+	n := len(images)
+	if !s.admit(n) {
+		return nil, errOverloadedAPI
+	}
+	prepared, err := s.prepareAll(ctx, m, images)
+	if err != nil {
+		s.preparing.Add(-int64(n))
+		s.admitted.Add(-int64(n))
+		return nil, err
+	}
+	return s.run(m, &job{ctx: ctx, images: prepared, n: n})
+}
+
+// classifyTensor admits and runs n images already preprocessed and
+// normalised.
+func (s *Server) classifyTensor(ctx context.Context, m *model, tensor []float32, n int) ([][]float32, error) {
+	if !s.admit(n) {
+		return nil, errOverloadedAPI
+	}
+	return s.run(m, &job{ctx: ctx, tensor: tensor, n: n})
+}

@@ -1,0 +1,217 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"petbreed"
+	"petbreed/internal/classify"
+	"petbreed/internal/onnxrt"
+	"petbreed/internal/tracking"
+)
+
+// model is one loaded model with its batcher. Requests hold it (acquire,
+// release) from before they prepare their tensor until they have their
+// answer, so a model swapped out is closed only after its last request.
+type model struct {
+	clf     *classify.Classifier
+	batch   *batcher
+	name    string // the registered model's name, or the file's base name without .onnx
+	version string // the registry version, or "1"
+	uri     string // as configured (models:/..., runs:/..., a path)
+	path    string // the ONNX file
+	loaded  time.Time
+	loadDur time.Duration
+
+	input    onnxrt.TensorInfo // the model's image input, [N,3,H,W] float32
+	output   onnxrt.TensorInfo // the probabilities/logits output, [N,C]
+	classes  []string
+	labelled bool // the classes have names (else they are indices)
+	pre      petbreed.Preprocess
+
+	tensors sync.Pool // *[]float32 of one image's TensorLen (V2's FP32 input)
+	refs    sync.WaitGroup
+}
+
+// getTensor returns a buffer for one image's tensor; putTensor gives it back.
+func (m *model) getTensor() *[]float32 {
+	if p, ok := m.tensors.Get().(*[]float32); ok {
+		return p
+	}
+	t := make([]float32, m.clf.TensorLen())
+	return &t
+}
+
+func (m *model) putTensor(p *[]float32) { m.tensors.Put(p) }
+
+// retire stops the batcher and closes the model once no request holds it.
+func (m *model) retire() {
+	m.refs.Wait()
+	m.batch.stop()
+	m.clf.Close()
+}
+
+// modelRef says which model a URI names in the registry, when it does.
+type modelRef struct {
+	registered string // registered model name ("" for a file or a runs:/ URI)
+	alias      string // for models:/NAME@ALIAS
+	selector   string // for models:/NAME/VERSION|latest|STAGE
+}
+
+// parseModelRef reads a models:/ URI's parts; anything else gives a zero ref.
+func parseModelRef(uri string) modelRef {
+	rest, ok := strings.CutPrefix(uri, "models:/")
+	if !ok || rest == "" {
+		return modelRef{}
+	}
+	if name, sel, ok := strings.Cut(rest, "/"); ok {
+		return modelRef{registered: name, selector: sel}
+	}
+	if i := strings.LastIndexByte(rest, '@'); i > 0 {
+		return modelRef{registered: rest[:i], alias: rest[i+1:]}
+	}
+	return modelRef{}
+}
+
+// resolved is where a model URI points now.
+type resolved struct {
+	path    string
+	name    string
+	version string
+	num     int // registry version number, 0 when not from the registry
+}
+
+// resolve finds the ONNX file a model URI names now, with the model's name
+// and version. A models:/NAME@ALIAS URI is read as the version the alias
+// points to, and that version is resolved, so the path and the version
+// always agree.
+func (s *Server) resolve() (resolved, error) {
+	uri := s.cfg.Model
+	ref := parseModelRef(uri)
+	if !strings.HasPrefix(uri, "models:/") && !strings.HasPrefix(uri, "runs:/") {
+		if _, err := os.Stat(uri); err != nil {
+			return resolved{}, err
+		}
+		return resolved{path: uri, name: baseName(uri), version: "1"}, nil
+	}
+	store, err := s.trackingStore()
+	if err != nil {
+		return resolved{}, err
+	}
+	if ref.registered == "" { // runs:/
+		p, err := store.ResolveModelURI(uri)
+		if err != nil {
+			return resolved{}, err
+		}
+		return resolved{path: p, name: baseName(p), version: "1"}, nil
+	}
+	num := 0
+	switch {
+	case ref.alias != "":
+		if num, err = store.Alias(ref.registered, ref.alias); err != nil {
+			return resolved{}, fmt.Errorf("resolve %s: %w", uri, err)
+		}
+	case isDigits(ref.selector):
+		num, _ = strconv.Atoi(ref.selector)
+	default: // latest or a stage
+		vs, err := store.ModelVersions(ref.registered)
+		if err != nil {
+			return resolved{}, fmt.Errorf("resolve %s: %w", uri, err)
+		}
+		for _, v := range vs {
+			if (strings.EqualFold(ref.selector, "latest") || strings.EqualFold(v.Stage, ref.selector)) && v.Version > num {
+				num = v.Version
+			}
+		}
+		if num == 0 {
+			return resolved{}, fmt.Errorf("resolve %s: no such version: %w", uri, tracking.ErrNotFound)
+		}
+	}
+	p, err := store.ResolveModelURI("models:/" + ref.registered + "/" + strconv.Itoa(num))
+	if err != nil {
+		return resolved{}, fmt.Errorf("resolve %s: %w", uri, err)
+	}
+	return resolved{path: p, name: ref.registered, version: strconv.Itoa(num), num: num}, nil
+}
+
+func (s *Server) trackingStore() (*tracking.Store, error) {
+	s.storeOnce.Do(func() { s.store, s.storeErr = tracking.Open(s.cfg.TrackingURI) })
+	return s.store, s.storeErr
+}
+
+func baseName(p string) string {
+	b := filepath.Base(p)
+	if ext := filepath.Ext(b); strings.EqualFold(ext, ".onnx") {
+		b = b[:len(b)-len(ext)]
+	}
+	return b
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// errLoad marks a model that was found but could not be loaded (not an
+// ONNX file, not an image classifier, labels that do not fit): a reload
+// answers 422 for it, and 500 for the other failures.
+type errLoad struct{ err error }
+
+func (e errLoad) Error() string { return e.err.Error() }
+func (e errLoad) Unwrap() error { return e.err }
+
+// load opens the model r points to and starts its batcher.
+func (s *Server) load(r resolved) (*model, error) {
+	start := time.Now()
+	clf, err := classify.Open(r.path, classify.Options{Threads: s.cfg.Threads, Labels: s.cfg.Labels, Name: s.cfg.Model})
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+			return nil, err
+		}
+		return nil, errLoad{err}
+	}
+	sess := clf.Session()
+	m := &model{
+		clf: clf, name: r.name, version: r.version, uri: s.cfg.Model, path: r.path,
+		classes: clf.Classes(), labelled: clf.HasLabels(), pre: clf.Preprocess(),
+	}
+	m.input = sess.Inputs()[0]
+	if b := m.input.Shape[0]; b > 1 {
+		clf.Close()
+		return nil, errLoad{fmt.Errorf("%s: the model's batch size is fixed to %d: petbreed serves models with a dynamic batch size, or 1", r.path, b)}
+	}
+	for _, o := range sess.Outputs() {
+		if o.Type == "float32" && len(o.Shape) == 2 {
+			m.output = o
+			break
+		}
+	}
+	if len(m.classes) == 0 {
+		clf.Close()
+		return nil, errLoad{fmt.Errorf("%s: the model's class count is not fixed and it has no labels", r.path)}
+	}
+	m.batch = newBatcher(clf, s.cfg.MaxBatch, s.cfg.MaxDelay, s.cfg.Queue, &s.preparing, &s.queued, s.metrics)
+	// Warm up: ONNX Runtime plans its memory on the first run.
+	t := m.getTensor()
+	clear(*t)
+	if _, err := clf.Run(*t, 1); err != nil {
+		m.putTensor(t)
+		m.batch.stop()
+		clf.Close()
+		return nil, errLoad{fmt.Errorf("%s: test run: %w", r.path, err)}
+	}
+	m.putTensor(t)
+	m.loaded = time.Now()
+	m.loadDur = m.loaded.Sub(start)
+	return m, nil
+}

@@ -1,0 +1,506 @@
+package serve
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"petbreed/internal/imaging"
+	"petbreed/internal/tracking"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultMaxBatch = 32
+	DefaultMaxDelay = 2 * time.Millisecond
+	DefaultMaxBody  = 10 << 20
+	DefaultPoll     = 10 * time.Second
+	// DefaultMaxResizePixels bounds /api/resize's output (4096 x 4096).
+	DefaultMaxResizePixels = 4096 * 4096
+	// DefaultDrainTimeout bounds how long Run waits for requests in flight
+	// when it stops.
+	DefaultDrainTimeout = 30 * time.Second
+)
+
+// Config configures a Server. Only Model is required.
+type Config struct {
+	// Model is an ONNX file, or a models:/NAME@ALIAS, models:/NAME/VERSION
+	// or runs:/ URI resolved through the tracking store at TrackingURI.
+	Model string
+	// TrackingURI is the MLflow store for models:/ and runs:/ URIs
+	// ("" = ./mlruns; the CLI passes $MLFLOW_TRACKING_URI).
+	TrackingURI string
+	// Labels, when set, name the classes instead of the model's metadata.
+	Labels []string
+	// MaxBatch is the most images in one model run (default 32); MaxDelay is
+	// the longest the first request of a batch waits for others (default
+	// 2 ms; negative: never wait).
+	MaxBatch int
+	MaxDelay time.Duration
+	// Queue bounds the images admitted at once (being prepared, waiting or
+	// running); a request beyond it gets 503 at once. Default 4 x MaxBatch.
+	Queue int
+	// Threads is ONNX Runtime's intra-op thread count (0: one per core).
+	Threads int
+	// MaxBody bounds request bodies, in bytes (default 10 MiB): 413 beyond.
+	MaxBody int64
+	// MaxPixels refuses images whose header declares more pixels (422);
+	// 0 means Pillow's limit, imaging.DefaultMaxPixels.
+	MaxPixels int64
+	// MaxResizePixels bounds /api/resize's output size (default 4096 x 4096).
+	MaxResizePixels int
+	// Poll is how often a models:/NAME@ALIAS model's alias is checked for a
+	// new version (default 10 s; negative: never).
+	Poll time.Duration
+	// AdminToken enables the admin endpoints (POST /admin/reload) for
+	// requests bearing it (Authorization: Bearer TOKEN). Empty: they are off
+	// (404).
+	AdminToken string
+	// DrainTimeout bounds the wait for requests in flight when Run stops
+	// (default 30 s).
+	DrainTimeout time.Duration
+	// Version is the server's version, reported by GET /v2.
+	Version string
+	// Logger receives the request log (one line per request) and the
+	// server's events; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Model == "" {
+		return errors.New("serve: no model")
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MaxBatch < 1 {
+		return fmt.Errorf("serve: max batch %d must be positive", c.MaxBatch)
+	}
+	if c.MaxDelay == 0 {
+		c.MaxDelay = DefaultMaxDelay
+	}
+	if c.MaxDelay < 0 {
+		c.MaxDelay = 0
+	}
+	if c.Queue == 0 {
+		c.Queue = 4 * c.MaxBatch
+	}
+	if c.Queue < 1 {
+		return fmt.Errorf("serve: queue %d must be positive", c.Queue)
+	}
+	if c.Threads < 0 {
+		return fmt.Errorf("serve: threads %d must not be negative", c.Threads)
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxBody < 1 {
+		return fmt.Errorf("serve: max body %d must be positive", c.MaxBody)
+	}
+	if c.MaxPixels == 0 {
+		c.MaxPixels = imaging.DefaultMaxPixels
+	}
+	if c.MaxResizePixels <= 0 {
+		c.MaxResizePixels = DefaultMaxResizePixels
+	}
+	if c.Poll == 0 {
+		c.Poll = DefaultPoll
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+// Server is the model server. Create it with New, then Run it on a
+// listener (or mount Handler and call Load yourself).
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	handler http.Handler
+	routes  []route
+	started time.Time
+
+	// The model being served: nil until the first load. Requests take it
+	// with acquire under mu's read lock; a reload swaps it under the write
+	// lock, so a retired model gets no new requests.
+	mu  sync.RWMutex
+	cur *model
+
+	reloadMu   sync.Mutex // one reload at a time
+	lastErr    atomic.Pointer[reloadError]
+	failedNum  int  // alias version whose load failed (not retried by polling); under reloadMu
+	closed     bool // Close was called; under reloadMu
+	retiring   sync.WaitGroup
+	draining   atomic.Bool
+	preparing  atomic.Int64  // images admitted and being prepared
+	queued     atomic.Int64  // images waiting in a batcher's channel
+	admitted   atomic.Int64  // images admitted and not yet answered
+	prepSem    chan struct{} // bounds the images being decoded and preprocessed at once
+	reqCounter atomic.Uint64
+	reqPrefix  string
+
+	storeOnce sync.Once
+	store     *tracking.Store
+	storeErr  error
+}
+
+type reloadError struct {
+	Message string    `json:"message"`
+	Time    time.Time `json:"time"`
+}
+
+// route is one registered endpoint, for the OpenAPI test.
+type route struct{ Method, Pattern string }
+
+//go:embed web
+var webFS embed.FS
+
+//go:embed openapi.json
+var openapiJSON []byte
+
+// New checks cfg and builds the server. It does not load the model: Run
+// (or Load) does, so that the server can listen (and say it is not ready)
+// while the model loads.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), reqPrefix: newRequestPrefix(),
+		prepSem: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	s.metrics = newMetrics(
+		func() float64 { return float64(s.queued.Load()) },
+		func() float64 { return float64(s.admitted.Load()) },
+	)
+	s.handler = s.routesHandler()
+	return s, nil
+}
+
+// Handler is the server's HTTP handler (every route, with request logging,
+// metrics and panic recovery).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes lists the registered routes as "METHOD PATTERN" (ServeMux syntax).
+func (s *Server) Routes() []string {
+	out := make([]string, len(s.routes))
+	for i, r := range s.routes {
+		out[i] = r.Method + " " + r.Pattern
+	}
+	return out
+}
+
+func (s *Server) routesHandler() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(method, pattern string, h http.HandlerFunc) {
+		s.routes = append(s.routes, route{method, pattern})
+		mux.HandleFunc(method+" "+pattern, h)
+	}
+	web, _ := fs.Sub(webFS, "web")
+
+	handle("GET", "/{$}", s.handleIndex)
+	handle("GET", "/static/{path...}", http.StripPrefix("/static/", http.FileServerFS(web)).ServeHTTP)
+	handle("GET", "/openapi.json", s.handleOpenAPI)
+	handle("GET", "/metrics", s.metrics.handler().ServeHTTP)
+
+	handle("GET", "/api/health", s.handleHealth)
+	handle("GET", "/api/classes", s.handleClasses)
+	handle("POST", "/api/predict", s.handlePredict)
+	handle("POST", "/api/resize", s.handleResize)
+	handle("POST", "/api/preprocess", s.handlePreprocess)
+
+	handle("GET", "/v2", s.handleV2Server)
+	handle("GET", "/v2/health/live", s.handleV2Live)
+	handle("GET", "/v2/health/ready", s.handleV2Ready)
+	handle("GET", "/v2/models/{name}", s.handleV2Model)
+	handle("GET", "/v2/models/{name}/versions/{version}", s.handleV2Model)
+	handle("GET", "/v2/models/{name}/ready", s.handleV2ModelReady)
+	handle("GET", "/v2/models/{name}/versions/{version}/ready", s.handleV2ModelReady)
+	handle("POST", "/v2/models/{name}/infer", s.handleV2Infer)
+	handle("POST", "/v2/models/{name}/versions/{version}/infer", s.handleV2Infer)
+
+	handle("POST", "/admin/reload", s.handleReload)
+	return s.middleware(mux)
+}
+
+// Ready reports whether a model is loaded and the server is not stopping.
+func (s *Server) Ready() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cur != nil && !s.draining.Load()
+}
+
+// acquire returns the model being served, held until release; nil when none
+// is loaded yet.
+func (s *Server) acquire() *model {
+	s.mu.RLock()
+	m := s.cur
+	if m != nil {
+		m.refs.Add(1)
+	}
+	s.mu.RUnlock()
+	return m
+}
+
+func (m *model) release() { m.refs.Done() }
+
+// current returns the model being served without holding it (for
+// metadata); nil when none is loaded.
+func (s *Server) current() *model {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cur
+}
+
+// ModelInfo describes the model being served.
+type ModelInfo struct {
+	Name     string    `json:"name"`
+	Version  string    `json:"version"`
+	URI      string    `json:"uri"`
+	Path     string    `json:"path"`
+	Classes  int       `json:"classes"`
+	Loaded   time.Time `json:"loaded_at"`
+	LoadSecs float64   `json:"load_seconds"`
+}
+
+func (m *model) info() ModelInfo {
+	return ModelInfo{Name: m.name, Version: m.version, URI: m.uri, Path: m.path, Classes: len(m.classes),
+		Loaded: m.loaded, LoadSecs: m.loadDur.Seconds()}
+}
+
+// Model describes the model being served; ok is false before the first load.
+func (s *Server) Model() (info ModelInfo, ok bool) {
+	m := s.current()
+	if m == nil {
+		return ModelInfo{}, false
+	}
+	return m.info(), true
+}
+
+// Load resolves and loads the configured model and starts serving it (the
+// server is ready from then on). Run calls it; it is exported for servers
+// mounted through Handler.
+func (s *Server) Load() error {
+	_, err := s.Reload()
+	return err
+}
+
+// ReloadResult is what a reload did.
+type ReloadResult struct {
+	Model    ModelInfo  `json:"model"`
+	Previous *ModelInfo `json:"previous,omitempty"`
+}
+
+// Reload resolves the model URI again, loads that model beside the one
+// being served and swaps it in: new requests go to the new model, and the
+// old one is closed once the requests holding it are done. A model that
+// fails to load leaves the old one serving; the error is logged, kept for
+// /api/health (last_reload_error) and returned. Reloads are serialised.
+func (s *Server) Reload() (ReloadResult, error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	return s.reloadLocked()
+}
+
+func (s *Server) reloadLocked() (ReloadResult, error) {
+	if s.closed {
+		return ReloadResult{}, errors.New("the server is stopping")
+	}
+	r, err := s.resolve()
+	if err == nil {
+		var m *model
+		if m, err = s.load(r); err == nil {
+			return s.swap(m), nil
+		}
+		if r.num > 0 {
+			s.failedNum = r.num
+		}
+	}
+	s.lastErr.Store(&reloadError{Message: err.Error(), Time: time.Now()})
+	s.metrics.reloads.WithLabelValues("failed").Inc()
+	old := s.current()
+	if old != nil {
+		s.log.Error("model reload failed: the current model goes on serving", "uri", s.cfg.Model,
+			"serving", old.name, "version", old.version, "err", err)
+	}
+	return ReloadResult{}, err
+}
+
+// swap makes m the model being served and retires the previous one.
+func (s *Server) swap(m *model) ReloadResult {
+	s.mu.Lock()
+	old := s.cur
+	s.cur = m
+	s.mu.Unlock()
+	s.lastErr.Store(nil)
+	s.failedNum = 0
+	s.metrics.setModel(m.name, m.version)
+	s.metrics.reloads.WithLabelValues("ok").Inc()
+	res := ReloadResult{Model: m.info()}
+	if old != nil {
+		pi := old.info()
+		res.Previous = &pi
+		s.retiring.Add(1)
+		go func() {
+			defer s.retiring.Done()
+			old.retire()
+			s.log.Info("previous model closed", "name", old.name, "version", old.version)
+		}()
+		s.log.Info("model reloaded", "name", m.name, "version", m.version, "path", m.path,
+			"previous_version", old.version, "load_ms", ms(m.loadDur))
+	} else {
+		s.log.Info("model loaded", "name", m.name, "version", m.version, "path", m.path,
+			"classes", len(m.classes), "load_ms", ms(m.loadDur))
+	}
+	return res
+}
+
+// poll reloads when the alias of a models:/NAME@ALIAS model moves.
+func (s *Server) poll(ctx context.Context) {
+	ref := parseModelRef(s.cfg.Model)
+	if ref.alias == "" || s.cfg.Poll < 0 {
+		return
+	}
+	t := time.NewTicker(s.cfg.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.checkAlias(ref)
+	}
+}
+
+func (s *Server) checkAlias(ref modelRef) {
+	store, err := s.trackingStore()
+	if err != nil {
+		return
+	}
+	num, err := store.Alias(ref.registered, ref.alias)
+	if err != nil {
+		s.log.Warn("model poll: cannot read the alias", "uri", s.cfg.Model, "err", err)
+		return
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	cur := s.current()
+	if cur != nil && cur.version == strconv.Itoa(num) && s.failedNum != 0 {
+		// The alias is back on the version being served: the failed one
+		// is no longer wanted.
+		s.failedNum = 0
+		s.lastErr.Store(nil)
+	}
+	if cur == nil || cur.version == strconv.Itoa(num) || num == s.failedNum {
+		return
+	}
+	s.log.Info("model alias moved", "uri", s.cfg.Model, "from", cur.version, "to", num)
+	s.reloadLocked()
+}
+
+// Run serves on ln until ctx is cancelled: it starts answering at once (503
+// for what needs the model), loads the model, becomes ready, and polls the
+// model's alias. When ctx is cancelled it stops accepting connections,
+// waits for the requests in flight (up to DrainTimeout), closes the model
+// and returns nil. It returns an error if the model cannot be loaded at
+// start or the listener fails.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	var serveErr error
+	serveDone := make(chan struct{})
+	go func() {
+		serveErr = srv.Serve(ln)
+		close(serveDone)
+	}()
+	s.log.Info("listening", "addr", ln.Addr().String(), "model", s.cfg.Model, "max_batch", s.cfg.MaxBatch,
+		"max_delay", s.cfg.MaxDelay.String(), "queue", s.cfg.Queue, "threads", s.cfg.Threads, "max_body", s.cfg.MaxBody,
+		"poll", s.cfg.Poll.String(), "admin", s.cfg.AdminToken != "")
+
+	loaded := make(chan error, 1)
+	go func() { loaded <- s.Load() }()
+	var err error
+	select {
+	case err = <-loaded:
+		if err != nil {
+			err = fmt.Errorf("load model %s: %w", s.cfg.Model, err)
+		}
+	case <-serveDone:
+		err = serveErr
+		<-loaded
+	case <-ctx.Done():
+		<-loaded
+	}
+	if err == nil && ctx.Err() == nil {
+		s.log.Info("ready", "model", s.current().name, "version", s.current().version,
+			"since_start_ms", ms(time.Since(s.started)))
+		pollCtx, stopPoll := context.WithCancel(ctx)
+		go s.poll(pollCtx)
+		select {
+		case <-ctx.Done():
+		case <-serveDone:
+			err = serveErr
+		}
+		stopPoll()
+	}
+
+	s.draining.Store(true)
+	s.log.Info("shutting down: draining requests in flight")
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(dctx); serr != nil {
+		s.log.Warn("shutdown: requests still in flight after the drain timeout", "err", serr)
+		srv.Close()
+	}
+	ln.Close() // in case Serve had not started yet
+	<-serveDone
+	s.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	s.log.Info("stopped")
+	return err
+}
+
+// Close unloads the model after the requests holding it are done. The
+// handler answers 503 afterwards.
+func (s *Server) Close() {
+	s.reloadMu.Lock()
+	s.closed = true
+	s.mu.Lock()
+	m := s.cur
+	s.cur = nil
+	s.mu.Unlock()
+	s.reloadMu.Unlock()
+	if m != nil {
+		m.retire()
+	}
+	s.retiring.Wait()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

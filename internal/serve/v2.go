@@ -1,0 +1,633 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The KServe V2 Open Inference Protocol (REST), with Triton's binary tensor
+// data and classification extensions.
+//
+// A request has one input: the model's own input, FP32 [N,3,S,S] already
+// preprocessed (as the model's metadata says), or BYTES [N] (or [N,1]) of
+// encoded images (JPEG, PNG, GIF, BMP, WebP), decoded and preprocessed here
+// like /api/predict does it. In JSON, a BYTES element is the image in base64
+// (a string, or {"b64": "..."}); with the binary extension, each element is
+// a 4-byte little-endian length followed by the image's bytes. The output is
+// the model's probabilities, FP32 [N,C], or with the "classification": K
+// parameter on the requested output, BYTES [N,K] "probability:index:label"
+// strings, most probable first.
+
+// bytesInput is the name of the encoded-images input in the model metadata
+// (the model's own input name takes BYTES too).
+const bytesInput = "image"
+
+const (
+	headerInferLength = "Inference-Header-Content-Length"
+	platform          = "onnxruntime_onnx"
+)
+
+// v2Error is the protocol's error form, {"error": "..."}.
+type v2Error struct {
+	status int
+	msg    string
+}
+
+func (e *v2Error) Error() string { return e.msg }
+
+func v2errorf(status int, format string, args ...any) *v2Error {
+	return &v2Error{status, fmt.Sprintf(format, args...)}
+}
+
+func writeV2Error(w http.ResponseWriter, err error) {
+	var status int
+	var ve *v2Error
+	if errors.As(err, &ve) {
+		status = ve.status
+	} else {
+		status = asAPIError(err).status
+		if status == http.StatusUnsupportedMediaType || status == http.StatusUnprocessableEntity {
+			status = http.StatusBadRequest // an undecodable image is a bad input tensor
+		}
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+type tensorMeta struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+func (s *Server) handleV2Server(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, struct {
+		Name       string   `json:"name"`
+		Version    string   `json:"version"`
+		Extensions []string `json:"extensions"`
+	}{"petbreed", s.cfg.Version, []string{"binary_tensor_data", "classification"}})
+}
+
+func (s *Server) handleV2Live(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+}
+
+func (s *Server) handleV2Ready(w http.ResponseWriter, r *http.Request) {
+	if !s.Ready() {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+}
+
+// v2Model checks the {name} and {version} of the path against the model
+// being served.
+func (s *Server) v2Model(r *http.Request, m *model) error {
+	if m == nil {
+		return v2errorf(http.StatusServiceUnavailable, "the model is loading")
+	}
+	if name := r.PathValue("name"); name != m.name {
+		return v2errorf(http.StatusNotFound, "unknown model %q: this server serves %q", name, m.name)
+	}
+	if v := r.PathValue("version"); v != "" && v != m.version {
+		return v2errorf(http.StatusNotFound, "model %q has no version %q: it is at version %s", m.name, v, m.version)
+	}
+	return nil
+}
+
+func (m *model) size() int64 { return int64(m.pre.Size) }
+
+func (s *Server) handleV2Model(w http.ResponseWriter, r *http.Request) {
+	m := s.current()
+	if err := s.v2Model(r, m); err != nil {
+		writeV2Error(w, err)
+		return
+	}
+	sz := m.size()
+	writeJSON(w, http.StatusOK, struct {
+		Name       string         `json:"name"`
+		Versions   []string       `json:"versions"`
+		Platform   string         `json:"platform"`
+		Inputs     []tensorMeta   `json:"inputs"`
+		Outputs    []tensorMeta   `json:"outputs"`
+		Parameters map[string]any `json:"parameters"`
+	}{
+		Name: m.name, Versions: []string{m.version}, Platform: platform,
+		Inputs: []tensorMeta{
+			{m.input.Name, "FP32", []int64{-1, 3, sz, sz}},
+			{bytesInput, "BYTES", []int64{-1}},
+		},
+		Outputs: []tensorMeta{{m.output.Name, "FP32", []int64{-1, int64(len(m.classes))}}},
+		Parameters: map[string]any{
+			"labels":     m.classes,
+			"preprocess": m.pre,
+			"max_batch":  s.cfg.MaxBatch,
+			"note": fmt.Sprintf("send one input: %q FP32 preprocessed tensors, or %q BYTES encoded images; "+
+				"ask for top-k labels with the output parameter \"classification\": K", m.input.Name, bytesInput),
+		},
+	})
+}
+
+func (s *Server) handleV2ModelReady(w http.ResponseWriter, r *http.Request) {
+	m := s.current()
+	if err := s.v2Model(r, m); err != nil {
+		writeV2Error(w, err)
+		return
+	}
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"name": m.name, "ready": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": m.name, "ready": true})
+}
+
+// The inference request, as far as this server reads it.
+type v2Request struct {
+	ID         json.RawMessage            `json:"id,omitempty"`
+	Parameters map[string]json.RawMessage `json:"parameters,omitempty"`
+	Inputs     []v2Input                  `json:"inputs"`
+	Outputs    []v2RequestOutput          `json:"outputs,omitempty"`
+}
+
+type v2Input struct {
+	Name       string                     `json:"name"`
+	Shape      []int64                    `json:"shape"`
+	Datatype   string                     `json:"datatype"`
+	Parameters map[string]json.RawMessage `json:"parameters,omitempty"`
+	Data       json.RawMessage            `json:"data,omitempty"`
+}
+
+type v2RequestOutput struct {
+	Name       string                     `json:"name"`
+	Parameters map[string]json.RawMessage `json:"parameters,omitempty"`
+}
+
+// param reads one parameter into v; absent leaves v alone.
+func param(params map[string]json.RawMessage, key string, v any) error {
+	raw, ok := params[key]
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return v2errorf(http.StatusBadRequest, "parameter %q: %s is not a %T", key, raw, v)
+	}
+	return nil
+}
+
+// handleV2Infer runs POST /v2/models/{name}[/versions/{version}]/infer.
+func (s *Server) handleV2Infer(w http.ResponseWriter, r *http.Request) {
+	m := s.acquire()
+	if m == nil {
+		writeV2Error(w, v2errorf(http.StatusServiceUnavailable, "the model is loading"))
+		return
+	}
+	defer m.release()
+	if err := s.v2Model(r, m); err != nil {
+		writeV2Error(w, err)
+		return
+	}
+	if err := s.limitBody(w, r); err != nil {
+		writeV2Error(w, err)
+		return
+	}
+	start := time.Now()
+	body, err := readAll(r.Body, r.ContentLength)
+	if err != nil {
+		writeV2Error(w, err)
+		return
+	}
+	defer putBody(body)
+	s.metrics.observeStage(iRead, time.Since(start))
+	if err := s.infer(w, r, m, body.Bytes()); err != nil {
+		writeV2Error(w, err)
+	}
+}
+
+func (s *Server) infer(w http.ResponseWriter, r *http.Request, m *model, b []byte) error {
+	header, bin := b, []byte(nil)
+	if v := r.Header.Get(headerInferLength); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > len(b) {
+			return v2errorf(http.StatusBadRequest, "%s: %q is not a length within the %d-byte body", headerInferLength, v, len(b))
+		}
+		header, bin = b[:n], b[n:]
+	}
+	var req v2Request
+	dec := json.NewDecoder(bytes.NewReader(header))
+	if err := dec.Decode(&req); err != nil {
+		return v2errorf(http.StatusBadRequest, "the inference request is not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return v2errorf(http.StatusBadRequest, "the inference request has data after its JSON object (binary data needs the %s header)", headerInferLength)
+	}
+	if len(req.Inputs) != 1 {
+		return v2errorf(http.StatusBadRequest, "want exactly one input (%q FP32 [N,3,%d,%d] or %q BYTES [N]), got %d",
+			m.input.Name, m.size(), m.size(), bytesInput, len(req.Inputs))
+	}
+	in := req.Inputs[0]
+	if in.Name != m.input.Name && in.Name != bytesInput {
+		return v2errorf(http.StatusBadRequest, "unknown input %q: the model takes %q (FP32 [N,3,%d,%d]) or %q (BYTES [N], encoded images)",
+			in.Name, m.input.Name, m.size(), m.size(), bytesInput)
+	}
+	var binSize int64 = -1
+	if err := param(in.Parameters, "binary_data_size", &binSize); err != nil {
+		return err
+	}
+	var data []byte // the input's binary data, when sent so
+	if binSize >= 0 {
+		if binSize != int64(len(bin)) {
+			return v2errorf(http.StatusBadRequest, "input %q: binary_data_size is %d but %d bytes follow the JSON header",
+				in.Name, binSize, len(bin))
+		}
+		if len(in.Data) > 0 {
+			return v2errorf(http.StatusBadRequest, "input %q has both binary data and \"data\"", in.Name)
+		}
+		data = bin
+	} else {
+		if len(bin) > 0 {
+			return v2errorf(http.StatusBadRequest, "%d bytes of binary data follow the JSON header, but no input has binary_data_size", len(bin))
+		}
+		if len(in.Data) == 0 {
+			return v2errorf(http.StatusBadRequest, "input %q has no data", in.Name)
+		}
+	}
+
+	// Outputs: what to return and how.
+	outs, err := s.requestedOutputs(&req, m)
+	if err != nil {
+		return err
+	}
+
+	var probs [][]float32
+	switch in.Datatype {
+	case "FP32":
+		probs, err = s.inferTensor(r, m, in, data)
+	case "BYTES":
+		probs, err = s.inferImages(r, m, in, data)
+	default:
+		return v2errorf(http.StatusBadRequest, "input %q: datatype %q is not supported: send FP32 preprocessed tensors or BYTES encoded images",
+			in.Name, in.Datatype)
+	}
+	if err != nil {
+		return err
+	}
+	return s.writeInferResponse(w, m, &req, outs, probs)
+}
+
+// wantOutput is one output to return.
+type wantOutput struct {
+	classification int // top-k strings instead of probabilities when > 0
+	binary         bool
+}
+
+func (s *Server) requestedOutputs(req *v2Request, m *model) ([]wantOutput, error) {
+	allBinary := false
+	if err := param(req.Parameters, "binary_data_output", &allBinary); err != nil {
+		return nil, err
+	}
+	if len(req.Outputs) == 0 {
+		return []wantOutput{{binary: allBinary}}, nil
+	}
+	outs := make([]wantOutput, len(req.Outputs))
+	for i, o := range req.Outputs {
+		if o.Name != m.output.Name {
+			return nil, v2errorf(http.StatusBadRequest, "unknown output %q: the model's output is %q", o.Name, m.output.Name)
+		}
+		outs[i].binary = allBinary
+		if err := param(o.Parameters, "binary_data", &outs[i].binary); err != nil {
+			return nil, err
+		}
+		k := 0
+		if err := param(o.Parameters, "classification", &k); err != nil {
+			return nil, err
+		}
+		if _, ok := o.Parameters["classification"]; ok && k < 1 {
+			return nil, v2errorf(http.StatusBadRequest, "output %q: classification %d must be at least 1", o.Name, k)
+		}
+		outs[i].classification = min(k, len(m.classes))
+	}
+	return outs, nil
+}
+
+// batchOf checks the batch size of an input against the server's limit.
+func (s *Server) batchOf(name string, n int64) (int, error) {
+	if n < 1 {
+		return 0, v2errorf(http.StatusBadRequest, "input %q: batch size %d must be at least 1", name, n)
+	}
+	if n > int64(s.cfg.Queue) {
+		return 0, v2errorf(http.StatusBadRequest, "input %q: batch size %d is over the server's limit of %d", name, n, s.cfg.Queue)
+	}
+	return int(n), nil
+}
+
+// inferTensor runs an FP32 [N,3,S,S] input.
+func (s *Server) inferTensor(r *http.Request, m *model, in v2Input, data []byte) ([][]float32, error) {
+	sz := m.size()
+	if len(in.Shape) != 4 || in.Shape[1] != 3 || in.Shape[2] != sz || in.Shape[3] != sz {
+		return nil, v2errorf(http.StatusBadRequest, "input %q: shape %v does not match the model's [N,3,%d,%d]", in.Name, in.Shape, sz, sz)
+	}
+	n, err := s.batchOf(in.Name, in.Shape[0])
+	if err != nil {
+		return nil, err
+	}
+	tl := m.clf.TensorLen()
+	count := n * tl
+	var tensor []float32
+	var pooled *[]float32
+	if n == 1 {
+		pooled = m.getTensor()
+		tensor = *pooled
+		defer m.putTensor(pooled)
+	} else {
+		tensor = make([]float32, count)
+	}
+	if data != nil {
+		if len(data) != 4*count {
+			return nil, v2errorf(http.StatusBadRequest, "input %q: %d bytes of binary data for shape %v, want %d (FP32, 4 bytes each)",
+				in.Name, len(data), in.Shape, 4*count)
+		}
+		for i := range tensor {
+			tensor[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+		}
+	} else {
+		got, err := parseFloats(in.Data, tensor)
+		if err != nil {
+			return nil, v2errorf(http.StatusBadRequest, "input %q: %v", in.Name, err)
+		}
+		if got != count {
+			return nil, v2errorf(http.StatusBadRequest, "input %q: %d values for shape %v, want %d", in.Name, got, in.Shape, count)
+		}
+	}
+	for _, v := range tensor {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, v2errorf(http.StatusBadRequest, "input %q holds NaN or infinite values", in.Name)
+		}
+	}
+	return s.classifyTensor(r.Context(), m, tensor, n)
+}
+
+// inferImages runs a BYTES [N] (or [N,1]) input of encoded images.
+func (s *Server) inferImages(r *http.Request, m *model, in v2Input, data []byte) ([][]float32, error) {
+	if len(in.Shape) < 1 || len(in.Shape) > 2 || (len(in.Shape) == 2 && in.Shape[1] != 1) {
+		return nil, v2errorf(http.StatusBadRequest, "input %q: shape %v: BYTES images take [N] or [N,1]", in.Name, in.Shape)
+	}
+	n, err := s.batchOf(in.Name, in.Shape[0])
+	if err != nil {
+		return nil, err
+	}
+	var images [][]byte
+	if data != nil {
+		images, err = splitBytes(data)
+	} else {
+		images, err = jsonBytes(in.Data)
+	}
+	if err != nil {
+		return nil, v2errorf(http.StatusBadRequest, "input %q: %v", in.Name, err)
+	}
+	if len(images) != n {
+		return nil, v2errorf(http.StatusBadRequest, "input %q: %d elements for shape %v, want %d", in.Name, len(images), in.Shape, n)
+	}
+	for i, img := range images {
+		if len(img) == 0 {
+			return nil, v2errorf(http.StatusBadRequest, "input %q: element %d is empty", in.Name, i)
+		}
+	}
+	return s.classifyImages(r.Context(), m, images)
+}
+
+// splitBytes reads BYTES binary data: each element a 4-byte little-endian
+// length, then the bytes.
+func splitBytes(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return nil, errors.New("binary BYTES data ends inside an element's length")
+		}
+		n := binary.LittleEndian.Uint32(b)
+		b = b[4:]
+		if uint64(n) > uint64(len(b)) {
+			return nil, fmt.Errorf("binary BYTES element %d declares %d bytes, %d remain", len(out), n, len(b))
+		}
+		out = append(out, b[:n:n])
+		b = b[n:]
+	}
+	return out, nil
+}
+
+// jsonBytes reads BYTES JSON data: a (nested) array of base64 strings or
+// {"b64": "..."} objects.
+func jsonBytes(raw json.RawMessage) ([][]byte, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, fmt.Errorf("data is not valid JSON: %v", err)
+	}
+	var out [][]byte
+	var walk func(v any) error
+	walk = func(v any) error {
+		switch x := v.(type) {
+		case []any:
+			for _, e := range x {
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
+			return nil
+		case string:
+			b, err := decodeBase64(x)
+			if err != nil {
+				return fmt.Errorf("element %d is not base64 (JSON BYTES images are sent in base64): %v", len(out), err)
+			}
+			out = append(out, b)
+			return nil
+		case map[string]any:
+			if s, ok := x["b64"].(string); ok && len(x) == 1 {
+				b, err := decodeBase64(s)
+				if err != nil {
+					return fmt.Errorf("element %d: b64 is not base64: %v", len(out), err)
+				}
+				out = append(out, b)
+				return nil
+			}
+		}
+		return fmt.Errorf("element %d is a %T: want a base64 string", len(out), v)
+	}
+	if _, ok := v.([]any); !ok {
+		return nil, errors.New("data must be an array")
+	}
+	return out, walk(v)
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.TrimRight(s, "=")
+	if strings.ContainsAny(s, "-_") {
+		return base64.RawURLEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+// parseFloats reads a (nested) JSON array of numbers into dst, and returns
+// how many there were (it stops counting into dst when dst is full).
+func parseFloats(raw []byte, dst []float32) (int, error) {
+	n, depth := 0, 0
+	i := 0
+	for i < len(raw) {
+		c := raw[i]
+		switch {
+		case c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == ',':
+			i++
+		case c == '[':
+			depth++
+			i++
+		case c == ']':
+			depth--
+			if depth < 0 {
+				return n, errors.New("data: unbalanced brackets")
+			}
+			i++
+		case c == '-' || (c >= '0' && c <= '9'):
+			if depth == 0 {
+				return n, errors.New("data must be an array")
+			}
+			j := i + 1
+			for j < len(raw) && (raw[j] >= '0' && raw[j] <= '9' || raw[j] == '.' || raw[j] == 'e' || raw[j] == 'E' || raw[j] == '+' || raw[j] == '-') {
+				j++
+			}
+			v, err := strconv.ParseFloat(string(raw[i:j]), 32)
+			if err != nil {
+				return n, fmt.Errorf("data: %q is not a number", raw[i:j])
+			}
+			if n < len(dst) {
+				dst[n] = float32(v)
+			}
+			n++
+			i = j
+		default:
+			return n, fmt.Errorf("data: unexpected %q: FP32 data must be an array of numbers", c)
+		}
+	}
+	if depth != 0 {
+		return n, errors.New("data: unbalanced brackets")
+	}
+	return n, nil
+}
+
+// writeInferResponse writes the outputs: JSON, or the JSON header and the
+// binary tensors when an output is asked for as binary.
+func (s *Server) writeInferResponse(w http.ResponseWriter, m *model, req *v2Request, outs []wantOutput, probs [][]float32) error {
+	n, c := len(probs), len(m.classes)
+	hdr := make([]byte, 0, 256+n*c*12)
+	var bin []byte
+	hdr = append(hdr, `{"model_name":`...)
+	hdr = appendJSONString(hdr, m.name)
+	hdr = append(hdr, `,"model_version":`...)
+	hdr = appendJSONString(hdr, m.version)
+	if len(req.ID) > 0 {
+		hdr = append(hdr, `,"id":`...)
+		hdr = append(hdr, compactJSON(req.ID)...)
+	}
+	hdr = append(hdr, `,"outputs":[`...)
+	for i, o := range outs {
+		if i > 0 {
+			hdr = append(hdr, ',')
+		}
+		hdr = append(hdr, `{"name":`...)
+		hdr = appendJSONString(hdr, m.output.Name)
+		if o.classification > 0 {
+			k := o.classification
+			strs := make([]string, 0, n*k)
+			for _, p := range probs {
+				for _, pr := range m.clf.TopK(p, k) {
+					// Triton's format: value:index[:label], the value as C's %f.
+					s := strconv.FormatFloat(float64(pr.Probability), 'f', 6, 32) + ":" + strconv.Itoa(pr.Index)
+					if m.labelled {
+						s += ":" + pr.Label
+					}
+					strs = append(strs, s)
+				}
+			}
+			hdr = fmt.Appendf(hdr, `,"datatype":"BYTES","shape":[%d,%d]`, n, k)
+			if o.binary {
+				start := len(bin)
+				for _, s := range strs {
+					bin = binary.LittleEndian.AppendUint32(bin, uint32(len(s)))
+					bin = append(bin, s...)
+				}
+				hdr = fmt.Appendf(hdr, `,"parameters":{"binary_data_size":%d}}`, len(bin)-start)
+				continue
+			}
+			hdr = append(hdr, `,"data":[`...)
+			for j, s := range strs {
+				if j > 0 {
+					hdr = append(hdr, ',')
+				}
+				hdr = appendJSONString(hdr, s)
+			}
+			hdr = append(hdr, "]}"...)
+			continue
+		}
+		hdr = fmt.Appendf(hdr, `,"datatype":"FP32","shape":[%d,%d]`, n, c)
+		if o.binary {
+			start := len(bin)
+			for _, p := range probs {
+				for _, v := range p {
+					bin = binary.LittleEndian.AppendUint32(bin, math.Float32bits(v))
+				}
+			}
+			hdr = fmt.Appendf(hdr, `,"parameters":{"binary_data_size":%d}}`, len(bin)-start)
+			continue
+		}
+		hdr = append(hdr, `,"data":[`...)
+		first := true
+		for _, p := range probs {
+			for _, v := range p {
+				if !first {
+					hdr = append(hdr, ',')
+				}
+				first = false
+				hdr = strconv.AppendFloat(hdr, float64(v), 'g', -1, 32)
+			}
+		}
+		hdr = append(hdr, "]}"...)
+	}
+	hdr = append(hdr, "]}"...)
+	h := w.Header()
+	if bin != nil {
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set(headerInferLength, strconv.Itoa(len(hdr)))
+		h.Set("Content-Length", strconv.Itoa(len(hdr)+len(bin)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(hdr)
+		w.Write(bin)
+		return nil
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(hdr)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(hdr)
+	return nil
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
+
+func compactJSON(raw json.RawMessage) []byte {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return []byte(`null`)
+	}
+	return buf.Bytes()
+}
