@@ -27,6 +27,9 @@ type Options struct {
 	Labels []string
 	// Preprocess, when set, replaces the model's own (or the default).
 	Preprocess *petbreed.Preprocess
+	// LowMemory trades ONNX Runtime's per-shape memory plans for a smaller
+	// footprint (onnxrt.Options.NoMemPattern): for long-running servers.
+	LowMemory bool
 	// Name identifies the model in answers (default: its path), such as the
 	// models:/ URI it was resolved from.
 	Name string
@@ -48,7 +51,7 @@ type Classifier struct {
 // from opts when given, else from the model's metadata, else the defaults
 // (torchvision's ImageNet evaluation transform; class indices as labels).
 func Open(path string, opts Options) (*Classifier, error) {
-	sess, err := onnxrt.Open(path, onnxrt.Options{IntraOpThreads: opts.Threads})
+	sess, err := onnxrt.Open(path, onnxrt.Options{IntraOpThreads: opts.Threads, NoMemPattern: opts.LowMemory})
 	if err != nil {
 		return nil, err
 	}

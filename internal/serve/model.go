@@ -173,7 +173,7 @@ func (e errLoad) Unwrap() error { return e.err }
 // load opens the model r points to and starts its batcher.
 func (s *Server) load(r resolved) (*model, error) {
 	start := time.Now()
-	clf, err := classify.Open(r.path, classify.Options{Threads: s.cfg.Threads, Labels: s.cfg.Labels, Name: s.cfg.Model})
+	clf, err := classify.Open(r.path, classify.Options{Threads: s.cfg.Threads, Labels: s.cfg.Labels, Name: s.cfg.Model, LowMemory: true})
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 			return nil, err
