@@ -11,7 +11,7 @@ BENCHTIME ?= 2s
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps onnxruntime build test bench demo vet clean
+.PHONY: all deps onnxruntime build test bench bench-serve demo vet clean
 
 all: build
 
@@ -35,6 +35,12 @@ test: deps onnxruntime
 # Benchmarks with the real model and images; figures go to docs/benchmarks.md.
 bench: deps onnxruntime
 	$(GOTEST) -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...
+	./scripts/bench-serve.sh
+
+# The server on loopback: start to ready, c=1 and c=32 latency and
+# throughput, peak RSS, against the model alone (a Markdown table).
+bench-serve: deps onnxruntime
+	./scripts/bench-serve.sh
 
 # The main job: train on pets-3breeds with the shared backbone (features
 # cached, experiments tracked in ./mlruns, the best registered as
