@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"petbreed/internal/tracking"
+	"petbreed/internal/web"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -102,7 +104,20 @@ wins over the environment. Unless GOGC is set, the Go heap is collected at
 				// process small (ONNX Runtime's memory is outside it).
 				debug.SetGCPercent(50)
 			}
-			srv, err := serve.New(cfg)
+			// The web page, with the experiments of the tracking store the
+			// model comes from; promoting a version reloads the server.
+			var srv *serve.Server
+			cfg.Page = web.New(web.Config{
+				Store:      pageStore(cfg),
+				AdminToken: cfg.AdminToken,
+				Logger:     cfg.Logger,
+				OnPromote: func(name, alias string, v int) {
+					if _, err := srv.Reload(); err != nil {
+						cfg.Logger.Warn("reload after a promotion", "model", name, "alias", alias, "version", v, "err", err)
+					}
+				},
+			})
+			srv, err = serve.New(cfg)
 			if err != nil {
 				return usageError{err}
 			}
@@ -184,6 +199,25 @@ func (f *serveFlags) config() (serve.Config, error) {
 		cfg.Labels = labels
 	}
 	return cfg, nil
+}
+
+// pageStore opens the tracking store for the web page's experiments view:
+// the one models:/ URIs resolve through, when one is configured or the model
+// comes from it, or ./mlruns when it exists. Otherwise (a plain model file
+// and no store) the page says tracking is not configured, and no mlruns
+// folder is created as a side effect.
+func pageStore(cfg serve.Config) *tracking.Store {
+	uri := cfg.TrackingURI
+	if uri == "" && !strings.Contains(cfg.Model, ":/") {
+		if st, err := os.Stat("mlruns"); err != nil || !st.IsDir() {
+			return nil
+		}
+	}
+	store, err := tracking.Open(uri)
+	if err != nil {
+		return nil
+	}
+	return store
 }
 
 // parseSize reads "10MiB", "512KiB", "1MB", "1048576".

@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"io"
 	"net/http/httptest"
+	"petbreed/internal/web"
 	"regexp"
 	"slices"
 	"strconv"
@@ -461,7 +462,8 @@ func TestMetrics(t *testing.T) {
 // TestOpenAPICoversEveryRoute checks that every registered route is in
 // /openapi.json with its method, and that the document is OpenAPI 3.
 func TestOpenAPICoversEveryRoute(t *testing.T) {
-	s, err := New(Config{Model: "x.onnx"})
+	// With the web page mounted, as petbreed serve runs it.
+	s, err := New(Config{Model: "x.onnx", Page: web.New(web.Config{})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,9 @@ type Config struct {
 	// requests bearing it (Authorization: Bearer TOKEN). Empty: they are off
 	// (404).
 	AdminToken string
+	// Page, when set, serves the web page and its own routes (package web;
+	// cmd/petbreed wires it) in place of the placeholder page.
+	Page Page
 	// DrainTimeout bounds the wait for requests in flight when Run stops
 	// (default 30 s).
 	DrainTimeout time.Duration
@@ -207,6 +211,13 @@ func (s *Server) Routes() []string {
 	return out
 }
 
+// Page is a web page mounted on the server's routes: it registers GET /
+// and GET /static/ and any routes of its own, which it lists.
+type Page interface {
+	Register(mux *http.ServeMux)
+	Routes() []string
+}
+
 func (s *Server) routesHandler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(method, pattern string, h http.HandlerFunc) {
@@ -215,8 +226,16 @@ func (s *Server) routesHandler() http.Handler {
 	}
 	web, _ := fs.Sub(webFS, "web")
 
-	handle("GET", "/{$}", s.handleIndex)
-	handle("GET", "/static/{path...}", http.StripPrefix("/static/", http.FileServerFS(web)).ServeHTTP)
+	if s.cfg.Page != nil {
+		s.cfg.Page.Register(mux)
+		for _, r := range s.cfg.Page.Routes() {
+			method, pattern, _ := strings.Cut(r, " ")
+			s.routes = append(s.routes, route{method, pattern})
+		}
+	} else {
+		handle("GET", "/{$}", s.handleIndex)
+		handle("GET", "/static/{path...}", http.StripPrefix("/static/", http.FileServerFS(web)).ServeHTTP)
+	}
 	handle("GET", "/openapi.json", s.handleOpenAPI)
 	handle("GET", "/metrics", s.metrics.handler().ServeHTTP)
 
