@@ -2,10 +2,8 @@ package imaging
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
@@ -172,7 +170,7 @@ func TestDecodeErrors(t *testing.T) {
 	pngData := testassets.Read(t, "photos", "chelsea.png")
 	// A 20000x20000 PNG header: 400M pixels declared, refused before any
 	// pixel is decoded (the data after the header is not even valid).
-	bomb := pngHeaderOnly(20000, 20000)
+	bomb := testassets.BombPNG(20000, 20000)
 	tests := []struct {
 		name string
 		data []byte
@@ -211,33 +209,6 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
-// pngHeaderOnly is a PNG signature and IHDR for a w x h RGB image, then
-// junk: a decompression bomb as far as the header is concerned.
-func pngHeaderOnly(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], w)
-	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8], ihdr[9] = 8, 2 // 8-bit RGB
-	writeChunk(&b, "IHDR", ihdr)
-	writeChunk(&b, "IDAT", []byte("junk"))
-	return b.Bytes()
-}
-
-func writeChunk(b *bytes.Buffer, typ string, data []byte) {
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(data)))
-	b.Write(n[:])
-	crc := crc32.NewIEEE()
-	crc.Write([]byte(typ))
-	crc.Write(data)
-	b.WriteString(typ)
-	b.Write(data)
-	binary.BigEndian.PutUint32(n[:], crc.Sum32())
-	b.Write(n[:])
-}
-
 // exifOrientation is a big-endian TIFF block with one IFD0 entry:
 // Orientation (0x0112, SHORT) = o.
 func exifOrientation(o int) []byte {
@@ -251,7 +222,7 @@ func exifOrientation(o int) []byte {
 func withPNGExif(p []byte, o int) []byte {
 	var b bytes.Buffer
 	b.Write(p[:33]) // signature + IHDR
-	writeChunk(&b, "eXIf", exifOrientation(o))
+	testassets.PNGChunk(&b, "eXIf", exifOrientation(o))
 	b.Write(p[33:])
 	return b.Bytes()
 }

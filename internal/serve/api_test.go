@@ -2,14 +2,13 @@ package serve
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
-	"hash/crc32"
 	"image"
 	_ "image/jpeg"
 	"image/png"
 	"io"
 	"net/http/httptest"
+	"petbreed/internal/testassets"
 	"petbreed/internal/web"
 	"regexp"
 	"slices"
@@ -19,32 +18,6 @@ import (
 
 	"petbreed/internal/imaging"
 )
-
-// pngHeaderOnly is a PNG signature and IHDR for a w x h RGB image, then
-// junk: a decompression bomb as far as the header is concerned.
-func pngHeaderOnly(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], w)
-	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8], ihdr[9] = 8, 2
-	chunk := func(typ string, data []byte) {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(data)))
-		b.Write(n[:])
-		crc := crc32.NewIEEE()
-		crc.Write([]byte(typ))
-		crc.Write(data)
-		b.WriteString(typ)
-		b.Write(data)
-		binary.BigEndian.PutUint32(n[:], crc.Sum32())
-		b.Write(n[:])
-	}
-	chunk("IHDR", ihdr)
-	chunk("IDAT", []byte("junk"))
-	return b.Bytes()
-}
 
 // chunked hides a reader's length, so the client streams it without a
 // Content-Length.
@@ -132,7 +105,7 @@ func TestPredict(t *testing.T) {
 		{"text", "", strings.NewReader("this is not an image, it is text"), "image/jpeg", 415, "not an image"},
 		{"html", "", strings.NewReader("<html><body>hi</body></html>"), "image/png", 415, "not an image"},
 		{"truncated jpeg", "", bytes.NewReader(jpg[:len(jpg)/2]), "image/jpeg", 422, "cannot decode the image"},
-		{"pixel bomb", "", bytes.NewReader(pngHeaderOnly(20000, 20000)), "image/png", 422, "image over the pixel limit"},
+		{"pixel bomb", "", bytes.NewReader(testassets.BombPNG(20000, 20000)), "image/png", 422, "image over the pixel limit"},
 		{"over the limit", "", bytes.NewReader(big), "image/jpeg", 413, "payload too large"},
 		{"over the limit, streamed", "", chunked{bytes.NewReader(big)}, "image/jpeg", 413, "payload too large"},
 		{"multipart over the limit", "", chunked{bytes.NewReader(bigForm)}, bigFormType, 413, "payload too large"},
@@ -288,7 +261,7 @@ func TestResize(t *testing.T) {
 		{"bad quality", "width=10&height=10&quality=0", jpg, "", 400, "", 0, 0},
 		{"text", "width=10&height=10", []byte("hello world, not an image"), "", 415, "", 0, 0},
 		{"truncated", "width=10&height=10", jpg[:len(jpg)/3], "", 422, "", 0, 0},
-		{"bomb", "width=10&height=10", pngHeaderOnly(20000, 20000), "", 422, "", 0, 0},
+		{"bomb", "width=10&height=10", testassets.BombPNG(20000, 20000), "", 422, "", 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

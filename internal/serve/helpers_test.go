@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"petbreed/internal/pipeline"
+	"petbreed/internal/pipeline/pipelinetest"
 	"petbreed/internal/testassets"
 	"petbreed/internal/tracking"
 )
@@ -26,44 +26,17 @@ import (
 // and serve its champion; each test that changes the registry gets a store
 // of its own, registering the pipeline's model folder.
 
-var (
-	pipeOnce sync.Once
-	pipeDir  string // the champion's MLflow model folder
-	pipeErr  error
-	pipeTemp string
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pipeTemp != "" {
-		os.RemoveAll(pipeTemp)
-	}
+	pipelinetest.Cleanup()
 	os.Exit(code)
 }
 
-// championDir runs the pipeline once and returns its champion's model folder.
+// championDir returns the pipeline champion's MLflow model folder (the
+// pipeline runs once per test binary).
 func championDir(t testing.TB) string {
 	t.Helper()
-	data := testassets.Path(t, "pets-3breeds") // skips without the assets
-	backbone := testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx")
-	pipeOnce.Do(func() {
-		pipeTemp, pipeErr = os.MkdirTemp("", "petbreed-serve-test-")
-		if pipeErr != nil {
-			return
-		}
-		var sum *pipeline.Summary
-		sum, pipeErr = pipeline.Run(context.Background(), pipeline.Options{
-			Data: data, Backbone: backbone, Config: pipeline.DefaultConfig(),
-			Tracking: filepath.Join(pipeTemp, "mlruns"), CacheDir: filepath.Join(pipeTemp, "cache"),
-		})
-		if pipeErr == nil {
-			pipeDir = filepath.Dir(sum.ModelPath)
-		}
-	})
-	if pipeErr != nil {
-		t.Fatalf("pipeline: %v", pipeErr)
-	}
-	return pipeDir
+	return filepath.Dir(pipelinetest.Champion(t).ModelPath)
 }
 
 // newStore makes a tracking store with the champion registered as version 1

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"petbreed/internal/imaging"
+	"petbreed/internal/testassets"
 )
 
 // v2Answer is an inference response, read from JSON (and binary data).
@@ -342,7 +343,7 @@ func TestV2InferErrors(t *testing.T) {
 		{"number as BYTES", "", bytesInput([]int{1}, []int{5}), nil, 400, "want a base64 string"},
 		{"text image", "", bytesInput([]int{1}, []string{b64([]byte("hello, world"))}), nil, 400, "not a supported image"},
 		{"truncated image", "", bytesInput([]int{1}, []string{b64(jpg[:len(jpg)/2])}), nil, 400, "truncated"},
-		{"bomb", "", bytesInput([]int{1}, []string{b64(pngHeaderOnly(20000, 20000))}), nil, 400, "pixel limit"},
+		{"bomb", "", bytesInput([]int{1}, []string{b64(testassets.BombPNG(20000, 20000))}), nil, 400, "pixel limit"},
 		{"empty element", "", bytesInput([]int{1}, []string{""}), nil, 400, "empty"},
 		{"FP32 wrong shape", "", js(map[string]any{"inputs": []map[string]any{{"name": inName, "datatype": "FP32", "shape": []int{1, 3, 100, 100}, "data": []float32{1}}}}), nil, 400, "does not match"},
 		{"FP32 wrong count", "", js(map[string]any{"inputs": []map[string]any{{"name": inName, "datatype": "FP32", "shape": []int{1, 3, 224, 224}, "data": []float32{1, 2, 3}}}}), nil, 400, "3 values"},

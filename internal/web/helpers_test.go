@@ -1,18 +1,16 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"petbreed/internal/pipeline"
-	"petbreed/internal/testassets"
+	"petbreed/internal/pipeline/pipelinetest"
 	"petbreed/internal/tracking"
 )
 
@@ -20,41 +18,16 @@ import (
 // pets-3breeds (about 5 s), run once per test binary. Tests that change the
 // registry work on a copy of it.
 
-var (
-	pipeOnce sync.Once
-	pipeSum  *pipeline.Summary
-	pipeErr  error
-	pipeTemp string
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pipeTemp != "" {
-		os.RemoveAll(pipeTemp)
-	}
+	pipelinetest.Cleanup()
 	os.Exit(code)
 }
 
-// trained runs the pipeline once and returns its summary (Tracking is the
-// store's folder). Without the shared assets the test is skipped.
+// trained returns the summary of the pipeline run (once per test binary).
 func trained(t testing.TB) *pipeline.Summary {
 	t.Helper()
-	data := testassets.Path(t, "pets-3breeds")
-	backbone := testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx")
-	pipeOnce.Do(func() {
-		pipeTemp, pipeErr = os.MkdirTemp("", "petbreed-web-test-")
-		if pipeErr != nil {
-			return
-		}
-		pipeSum, pipeErr = pipeline.Run(context.Background(), pipeline.Options{
-			Data: data, Backbone: backbone, Config: pipeline.DefaultConfig(),
-			Tracking: filepath.Join(pipeTemp, "mlruns"), CacheDir: filepath.Join(pipeTemp, "cache"),
-		})
-	})
-	if pipeErr != nil {
-		t.Fatalf("pipeline: %v", pipeErr)
-	}
-	return pipeSum
+	return pipelinetest.Champion(t)
 }
 
 // sharedStore opens the pipeline's store (read only: do not change it).
