@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"image/png"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -588,4 +590,73 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("requests outside the server: %q", b.foreign)
 	}
 	t.Logf("browser suite took %v", time.Since(testStart).Round(time.Millisecond))
+}
+
+// TestBrowserBinary loads the page from the real `petbreed serve` binary on
+// loopback (the champion of a real pipeline's store), classifies a real
+// image in Chromium, then stops the server with SIGTERM.
+func TestBrowserBinary(t *testing.T) {
+	exe := findChromium(t)
+	_, storeDir, _ := storeCopy(t)
+	bin := filepath.Join(t.TempDir(), "petbreed")
+	if out, err := exec.Command("go", "build", "-o", bin, "petbreed/cmd/petbreed").CombinedOutput(); err != nil {
+		t.Fatalf("build petbreed: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var logs strings.Builder
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--poll", "0")
+	cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI=file://"+storeDir, "PETBREED_MODEL=")
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/api/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("petbreed serve not ready after 30 s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	b := newBrowser(t, exe, base)
+	b.do(t, "open the page", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1)), chromedp.Navigate(base+"/"))
+	b.wait(t, "the model to be ready", `document.querySelector("#model-status").textContent.includes("ready")`)
+	b.do(t, "choose an image", chromedp.SetUploadFiles(chromedp.CSS("#file"),
+		[]string{testassets.Path(t, "pets-3breeds", "images", "Bengal_101.jpg")}))
+	b.wait(t, "the result", settled("Bengal_101.jpg"))
+	if c := cardNamed(t, b, "Bengal_101.jpg"); len(c.Bars) == 0 || c.Bars[0] != "Bengal" || c.Error != "" {
+		t.Errorf("Bengal_101.jpg: bars %q error %q", c.Bars, c.Error)
+	}
+	b.do(t, "open the experiments", chromedp.Navigate(base+"/#experiments"))
+	b.wait(t, "the runs", `document.querySelectorAll("#runs tbody tr").length >= 5`)
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("petbreed serve after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("petbreed serve did not exit after SIGTERM")
+	}
 }
