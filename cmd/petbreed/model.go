@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"petbreed/internal/classify"
 	"petbreed/internal/onnx"
 )
 
@@ -28,7 +29,7 @@ func newClassesCmd() *cobra.Command {
 			var classes []string
 			if mf.model == "" && mf.labels != "" {
 				// A labels file alone needs no model.
-				c, err := loadLabelsOnly(mf.labels)
+				c, err := classify.LoadLabels(mf.labels)
 				if err != nil {
 					return err
 				}

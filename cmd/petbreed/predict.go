@@ -258,5 +258,3 @@ func runtimeVersion() (lib, version string, err error) {
 	}
 	return lib, onnxrt.Version(), nil
 }
-
-func loadLabelsOnly(path string) ([]string, error) { return classify.LoadLabels(path) }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -39,16 +38,16 @@ func resolveModel(uri string) (string, error) {
 
 func newRunsCmd() *cobra.Command {
 	var (
-		experiment, tracking_ string
-		asJSON                bool
-		sortBy                string
+		experiment, storeURI string
+		asJSON               bool
+		sortBy               string
 	)
 	cmd := &cobra.Command{
 		Use:   "runs [--experiment NAME] [--sort METRIC]",
 		Short: "List and compare tracked runs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := tracking.Open(trackingURI(tracking_))
+			store, err := tracking.Open(trackingURI(storeURI))
 			if err != nil {
 				return err
 			}
@@ -110,7 +109,7 @@ func newRunsCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&experiment, "experiment", "pet-breed", "experiment name")
-	fs.StringVar(&tracking_, "tracking", "", "MLflow tracking URI or folder (default $MLFLOW_TRACKING_URI, else ./mlruns)")
+	fs.StringVar(&storeURI, "tracking", "", "MLflow tracking URI or folder (default $MLFLOW_TRACKING_URI, else ./mlruns)")
 	fs.StringVar(&sortBy, "sort", "", "sort by this metric (descending; ascending for losses)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -133,15 +132,15 @@ func findExperiment(store *tracking.Store, name string) (string, error) {
 
 func newModelsCmd() *cobra.Command {
 	var (
-		name, tracking_ string
-		asJSON          bool
+		name, storeURI string
+		asJSON         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "models [--name NAME]",
 		Short: "List a registered model's versions and aliases",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := tracking.Open(trackingURI(tracking_))
+			store, err := tracking.Open(trackingURI(storeURI))
 			if err != nil {
 				return err
 			}
@@ -166,9 +165,7 @@ func newModelsCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&name, "name", "pet-breed", "registered model name")
-	fs.StringVar(&tracking_, "tracking", "", "MLflow tracking URI or folder (default $MLFLOW_TRACKING_URI, else ./mlruns)")
+	fs.StringVar(&storeURI, "tracking", "", "MLflow tracking URI or folder (default $MLFLOW_TRACKING_URI, else ./mlruns)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
-
-var _ = os.Getenv
