@@ -44,6 +44,12 @@ func TestPredictText(t *testing.T) {
 	if len(lines) != 4 || !strings.Contains(lines[1], "1. Egyptian cat") {
 		t.Errorf("output:\n%s", out)
 	}
+	// --mode squash replaces the transform; the cat is still a cat, with
+	// other probabilities.
+	code, squash, errs := cli(t, append(args, "--mode", "squash", testassets.Path(t, "photos", "chelsea.png"))...)
+	if code != 0 || !strings.Contains(squash, "1. Egyptian cat") || squash == out {
+		t.Errorf("--mode squash: exit %d %s\n%s", code, errs, squash)
+	}
 }
 
 func TestPredictJSONAndFailures(t *testing.T) {

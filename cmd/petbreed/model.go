@@ -35,7 +35,7 @@ func newClassesCmd() *cobra.Command {
 				}
 				classes = c
 			} else {
-				c, err := mf.open(nil)
+				c, err := mf.open()
 				if err != nil {
 					return err
 				}

@@ -38,8 +38,8 @@ func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&m.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 }
 
-// open loads the classifier; pre, when set, overrides the model's preprocessing.
-func (m *modelFlags) open(pre *petbreed.Preprocess) (*classify.Classifier, error) {
+// open loads the classifier.
+func (m *modelFlags) open() (*classify.Classifier, error) {
 	if m.model == "" {
 		return nil, usagef("no model: pass --model FILE (or set PETBREED_MODEL)")
 	}
@@ -47,7 +47,7 @@ func (m *modelFlags) open(pre *petbreed.Preprocess) (*classify.Classifier, error
 	if err != nil {
 		return nil, err
 	}
-	opts := classify.Options{Threads: m.threads, Preprocess: pre, Name: m.model}
+	opts := classify.Options{Threads: m.threads, Name: m.model}
 	if m.labels != "" {
 		labels, err := classify.LoadLabels(m.labels)
 		if err != nil {
@@ -103,30 +103,27 @@ torchvision's evaluation transform (--mode crop); --mode overrides it.`,
 			if batchSize < 1 || batchSize > 1024 {
 				return usagef("--batch must be between 1 and 1024 (got %d)", batchSize)
 			}
-			var pre *petbreed.Preprocess
 			if cmd.Flags().Changed("mode") {
 				if mode != petbreed.ModeCrop && mode != petbreed.ModeSquash {
 					return usagef("--mode must be crop or squash (got %q)", mode)
 				}
 			}
 			files, listErrs := listImages(args)
-			c, err := mf.open(nil)
+			c, err := mf.open()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			if cmd.Flags().Changed("mode") && mode != c.Preprocess().Mode {
+				// --mode overrides the model's own transform.
 				p := c.Preprocess()
 				p.Mode = mode
 				if mode == petbreed.ModeCrop && p.Resize < p.Size {
 					p.Resize = p.Size * 256 / 224
 				}
-				pre = &p
-				c.Close()
-				if c, err = mf.open(pre); err != nil {
+				if err := c.SetPreprocess(p); err != nil {
 					return err
 				}
-				defer c.Close()
 			}
 			return predict(cmd, c, files, listErrs, classify.FilesOptions{
 				TopK: topK, BatchSize: batchSize, Decode: dec.options(),

@@ -100,15 +100,9 @@ func New(sess *onnxrt.Session, name string, opts Options) (*Classifier, error) {
 	if opts.Preprocess != nil {
 		c.pre = *opts.Preprocess
 	}
-	if err := c.pre.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := c.SetPreprocess(c.pre); err != nil {
+		return nil, err
 	}
-	h, w := c.input.Shape[2], c.input.Shape[3]
-	if (h > 0 && h != int64(c.pre.Size)) || (w > 0 && w != int64(c.pre.Size)) {
-		return nil, fmt.Errorf("%s: the model takes %dx%d images, the preprocessing makes %dx%d",
-			name, w, h, c.pre.Size, c.pre.Size)
-	}
-	c.norm = imaging.NewNormalizer(c.pre.Mean, c.pre.Std)
 
 	switch {
 	case opts.Labels != nil:
@@ -131,6 +125,22 @@ func (c *Classifier) Name() string { return c.name }
 
 // Preprocess is the transform images go through before the model.
 func (c *Classifier) Preprocess() petbreed.Preprocess { return c.pre }
+
+// SetPreprocess replaces the preprocessing, after checking that it makes
+// images of the size the model takes. Call it before the classifier is
+// used, not while other goroutines classify.
+func (c *Classifier) SetPreprocess(p petbreed.Preprocess) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", c.name, err)
+	}
+	h, w := c.input.Shape[2], c.input.Shape[3]
+	if (h > 0 && h != int64(p.Size)) || (w > 0 && w != int64(p.Size)) {
+		return fmt.Errorf("%s: the model takes %dx%d images, the preprocessing makes %dx%d",
+			c.name, w, h, p.Size, p.Size)
+	}
+	c.pre, c.norm = p, imaging.NewNormalizer(p.Mean, p.Std)
+	return nil
+}
 
 // Session is the model's runtime session (for inspection).
 func (c *Classifier) Session() *onnxrt.Session { return c.sess }
