@@ -66,9 +66,16 @@ func newRootCmd(stdout, stderr io.Writer, started *bool) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "petbreed",
 		Short: "Train, track, serve and run pet-breed image classifiers",
-		Long: `petbreed classifies images with ONNX models on the CPU, preprocessing them
-exactly as torchvision does (Pillow's resampling), so a model behaves here as
-it did where it was trained.`,
+		Long: `petbreed trains, tracks, serves and runs image classifiers (first for the 37
+Oxford-IIIT Pet breeds) with ONNX Runtime on the CPU, preprocessing images
+exactly as torchvision does (Pillow's decoder and resampling), so a model
+behaves here as it did where it was trained.
+
+  pull, pipeline, train      data, features, experiments, selection, registry
+  runs, models               the MLflow-format store ($MLFLOW_TRACKING_URI)
+  predict, classes, inspect  models by path or models:/pet-breed@champion
+  serve                      REST, KServe V2, metrics, the web page
+  preprocess, resize         what the model sees; Pillow's filters`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(*cobra.Command, []string) {
