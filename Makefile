@@ -10,6 +10,8 @@ GOTEST  ?= go test
 BENCHTIME ?= 2s
 
 export CGO_ENABLED := 1
+# The tests and benchmarks read the shared assets from here.
+export PETBREED_ASSETS := $(ASSETS)
 
 .PHONY: all deps onnxruntime build test bench bench-serve demo vet clean
 
