@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -18,60 +17,38 @@ import (
 	"sync"
 	"time"
 
+	"petbreed/internal/httpjson"
 	"petbreed/internal/imaging"
 )
 
 // apiError is an error with its HTTP status: what the handlers return for
 // the caller's mistakes and for the server's state (not ready, overloaded).
-type apiError struct {
-	status int
-	msg    string // short: what kind of error
-	detail string // what exactly
-}
+type apiError = httpjson.Error
 
-func (e *apiError) Error() string {
-	if e.detail == "" {
-		return e.msg
-	}
-	return e.msg + ": " + e.detail
-}
-
-func errorf(status int, msg, format string, args ...any) *apiError {
-	return &apiError{status: status, msg: msg, detail: fmt.Sprintf(format, args...)}
-}
+var errorf = httpjson.Errorf
 
 func badParam(format string, args ...any) *apiError {
 	return errorf(http.StatusBadRequest, "bad parameter", format, args...)
 }
 
-var errNotReady = &apiError{status: http.StatusServiceUnavailable, msg: "not ready", detail: "the model is loading"}
+var errNotReady = &apiError{Status: http.StatusServiceUnavailable, Msg: "not ready", Detail: "the model is loading"}
 
 // imageError maps a decoding error to its status: 415 not an image, 422 an
 // image that cannot be decoded or is over the pixel limit.
 func imageError(err error) *apiError {
 	switch {
 	case errors.Is(err, imaging.ErrUnsupported):
-		return &apiError{status: http.StatusUnsupportedMediaType, msg: "not an image", detail: err.Error()}
+		return &apiError{Status: http.StatusUnsupportedMediaType, Msg: "not an image", Detail: err.Error()}
 	case errors.Is(err, imaging.ErrPixelLimit):
-		return &apiError{status: http.StatusUnprocessableEntity, msg: "image over the pixel limit", detail: err.Error()}
+		return &apiError{Status: http.StatusUnprocessableEntity, Msg: "image over the pixel limit", Detail: err.Error()}
 	case errors.Is(err, imaging.ErrCorrupt):
-		return &apiError{status: http.StatusUnprocessableEntity, msg: "cannot decode the image", detail: err.Error()}
+		return &apiError{Status: http.StatusUnprocessableEntity, Msg: "cannot decode the image", Detail: err.Error()}
 	}
-	return &apiError{status: http.StatusUnprocessableEntity, msg: "cannot process the image", detail: err.Error()}
+	return &apiError{Status: http.StatusUnprocessableEntity, Msg: "cannot process the image", Detail: err.Error()}
 }
 
 // writeJSON writes v with the status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","detail":"cannot encode the answer"}`)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 // statusClientClosed is logged (nginx's 499) for a request whose client
 // went away before its answer.
@@ -85,23 +62,14 @@ func asAPIError(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{status: statusClientClosed, msg: "cancelled", detail: "the client went away"}
+		return &apiError{Status: statusClientClosed, Msg: "cancelled", Detail: "the client went away"}
 	}
-	return &apiError{status: http.StatusInternalServerError, msg: "internal error", detail: err.Error()}
+	return &apiError{Status: http.StatusInternalServerError, Msg: "internal error", Detail: err.Error()}
 }
 
 // writeError answers an /api (or admin) error as {"error", "detail"}; an
 // error that is not an *apiError is a 500.
-func writeError(w http.ResponseWriter, err error) {
-	ae := asAPIError(err)
-	if ae.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSON(w, ae.status, struct {
-		Error  string `json:"error"`
-		Detail string `json:"detail,omitempty"`
-	}{ae.msg, ae.detail})
-}
+func writeError(w http.ResponseWriter, err error) { httpjson.WriteError(w, asAPIError(err)) }
 
 // Request bodies are read into pooled buffers.
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

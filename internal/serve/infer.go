@@ -15,8 +15,8 @@ import (
 // (bounded), decoding and preprocessing in the request's goroutine, then the
 // model's batcher.
 
-var errOverloadedAPI = &apiError{status: http.StatusServiceUnavailable, msg: "overloaded",
-	detail: "the queue is full: retry shortly"}
+var errOverloadedAPI = &apiError{Status: http.StatusServiceUnavailable, Msg: "overloaded",
+	Detail: "the queue is full: retry shortly"}
 
 // admit reserves n images' places in the queue; false means it is full.
 func (s *Server) admit(n int) bool {

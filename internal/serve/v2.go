@@ -54,7 +54,7 @@ func writeV2Error(w http.ResponseWriter, err error) {
 	if errors.As(err, &ve) {
 		status = ve.status
 	} else {
-		status = asAPIError(err).status
+		status = asAPIError(err).Status
 		if status == http.StatusUnsupportedMediaType || status == http.StatusUnprocessableEntity {
 			status = http.StatusBadRequest // an undecodable image is a bad input tensor
 		}

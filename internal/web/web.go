@@ -51,11 +51,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"petbreed/internal/httpjson"
 	"petbreed/internal/tracking"
 )
 
@@ -177,17 +177,9 @@ func (h *Web) serveStatic(w http.ResponseWriter, r *http.Request, name string) {
 // --- errors ---
 
 // apiError is an answer with its status.
-type apiError struct {
-	status        int
-	msg, detail   string
-	internalCause error // logged, for 500s
-}
+type apiError = httpjson.Error
 
-func (e *apiError) Error() string { return e.msg + ": " + e.detail }
-
-func errorf(status int, msg, format string, args ...any) *apiError {
-	return &apiError{status: status, msg: msg, detail: fmt.Sprintf(format, args...)}
-}
+var errorf = httpjson.Errorf
 
 var errNoTracking = errorf(http.StatusNotFound, "tracking not configured",
 	"the server has no MLflow tracking store: set MLFLOW_TRACKING_URI")
@@ -197,32 +189,22 @@ func storeError(err error) *apiError {
 	if errors.Is(err, tracking.ErrNotFound) {
 		return errorf(http.StatusNotFound, "not found", "%v", err)
 	}
-	return &apiError{status: http.StatusInternalServerError, msg: "cannot read the tracking store", detail: err.Error(), internalCause: err}
+	return &apiError{Status: http.StatusInternalServerError, Msg: "cannot read the tracking store", Detail: err.Error(), Cause: err}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","detail":"cannot encode the answer"}`)
-	}
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Header().Set("Cache-Control", "no-store")
+	httpjson.Write(w, status, v)
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.status, struct {
-		Error  string `json:"error"`
-		Detail string `json:"detail,omitempty"`
-	}{e.msg, e.detail})
+	w.Header().Set("Cache-Control", "no-store")
+	httpjson.WriteError(w, e)
 }
 
 func (h *Web) fail(w http.ResponseWriter, r *http.Request, e *apiError) {
-	if e.status >= 500 {
-		h.log.Error("web: request failed", "method", r.Method, "path", r.URL.Path, "err", e.internalCause)
+	if e.Status >= 500 {
+		h.log.Error("web: request failed", "method", r.Method, "path", r.URL.Path, "err", e.Cause)
 	}
 	writeError(w, e)
 }
