@@ -278,13 +278,13 @@ func softmax(row []float32) {
 		m = math.Max(m, float64(v))
 	}
 	var sum float64
-	e := make([]float64, len(row))
 	for i, v := range row {
-		e[i] = math.Exp(float64(v) - m)
-		sum += e[i]
+		e := math.Exp(float64(v) - m)
+		row[i] = float32(e)
+		sum += e
 	}
 	for i := range row {
-		row[i] = float32(e[i] / sum)
+		row[i] = float32(float64(row[i]) / sum)
 	}
 }
 
