@@ -2,6 +2,7 @@ package imaging
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -26,7 +27,16 @@ var (
 	// ErrCorrupt: the format is known but the data cannot be decoded
 	// (truncated, corrupt).
 	ErrCorrupt = errors.New("corrupt or truncated image")
+	// ErrTooManyScans: a progressive JPEG has more scans than
+	// DecodeOptions.MaxScans allows (each scan is a pass over the whole
+	// image: thousands of them cost minutes of CPU from a small file).
+	ErrTooManyScans = errors.New("too many scans")
 )
+
+// DefaultMaxScans is the default DecodeOptions.MaxScans. Ordinary
+// progressive JPEGs have about 10 scans; encoders' most elaborate scripts
+// stay well under 100.
+const DefaultMaxScans = 100
 
 // Format names, as Sniff returns them.
 const (
@@ -46,6 +56,9 @@ type DecodeOptions struct {
 	// IgnoreOrientation keeps the stored pixel order instead of applying
 	// the EXIF orientation tag.
 	IgnoreOrientation bool
+	// MaxScans refuses progressive JPEGs with more scans (ErrTooManyScans).
+	// 0 means DefaultMaxScans; negative means no limit.
+	MaxScans int
 }
 
 func (o DecodeOptions) maxPixels() int64 {
@@ -120,6 +133,12 @@ func DecodeConfig(b []byte) (format string, w, h int, err error) {
 // header, and applies the EXIF orientation unless told not to (as
 // ImageOps.exif_transpose does).
 func Decode(b []byte, opt DecodeOptions) (img *RGB, info Info, err error) {
+	return DecodeContext(context.Background(), b, opt)
+}
+
+// DecodeContext is Decode bounded by ctx: when ctx is done the decoder stops
+// as soon as it can and the error wraps ctx.Err().
+func DecodeContext(ctx context.Context, b []byte, opt DecodeOptions) (img *RGB, info Info, err error) {
 	format, w, h, err := DecodeConfig(b)
 	if err != nil {
 		return nil, Info{}, err
@@ -193,4 +212,17 @@ func decodePixels(b []byte, format string) (*RGB, string, error) {
 	}
 	img, mode := toRGB(m)
 	return img, mode, nil
+}
+
+// DecodeCost estimates, from the header alone, the most memory in bytes that
+// decoding b takes (the decoder's buffers and the RGB result), so that a
+// server can admit work by its cost before decoding. It fails as
+// DecodeConfig does.
+func DecodeCost(b []byte) (int64, error) {
+	_, w, h, err := DecodeConfig(b)
+	if err != nil {
+		return 0, err
+	}
+	// Placeholder until each format's buffers are counted: RGBA plus RGB.
+	return int64(w) * int64(h) * 7, nil
 }
