@@ -13,7 +13,7 @@ export CGO_ENABLED := 1
 # The tests and benchmarks read the shared assets from here.
 export PETBREED_ASSETS := $(ASSETS)
 
-.PHONY: all deps onnxruntime build test bench bench-serve demo vet clean
+.PHONY: all deps onnxruntime build test bench bench-serve soak demo vet clean
 
 all: build
 
@@ -43,6 +43,11 @@ bench: deps onnxruntime
 # throughput, peak RSS, against the model alone (a Markdown table).
 bench-serve: deps onnxruntime
 	./scripts/bench-serve.sh
+
+# A bounded soak on loopback: c=64, 20,000 requests, errors but 503 and RSS
+# growth (docs/benchmarks.md).
+soak: deps onnxruntime
+	./scripts/soak.sh
 
 # The main job: train on pets-3breeds with the shared backbone (features
 # cached, experiments tracked in ./mlruns, the best registered as
