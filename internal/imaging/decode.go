@@ -10,7 +10,6 @@ import (
 	"image/png"
 
 	"golang.org/x/image/bmp"
-	"golang.org/x/image/webp"
 )
 
 // DefaultMaxPixels is Pillow's Image.MAX_IMAGE_PIXELS: the default
@@ -120,7 +119,7 @@ func DecodeConfig(b []byte) (format string, w, h int, err error) {
 	case FormatBMP:
 		cfg, err = bmp.DecodeConfig(r)
 	case FormatWebP:
-		cfg, err = webp.DecodeConfig(r)
+		cfg.Width, cfg.Height, err = decodeWebPConfig(b)
 	}
 	if err != nil {
 		return format, 0, 0, fmt.Errorf("%w: %s header: %v", ErrCorrupt, format, err)
@@ -193,6 +192,8 @@ func decodePixels(b []byte, format string) (*RGB, string, error) {
 		return &RGB{W: hdr.w, H: hdr.h, Pix: pix}, mode, nil
 	case FormatGIF:
 		return decodeGIF(b)
+	case FormatWebP:
+		return decodeWebP(bytes.NewReader(b), b)
 	}
 	var m image.Image
 	var err error
@@ -202,8 +203,6 @@ func decodePixels(b []byte, format string) (*RGB, string, error) {
 		m, err = png.Decode(r)
 	case FormatBMP:
 		m, err = bmp.Decode(r)
-	case FormatWebP:
-		m, err = webp.Decode(r)
 	default:
 		return nil, "", ErrUnsupported
 	}
