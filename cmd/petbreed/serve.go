@@ -107,10 +107,13 @@ wins over the environment. Unless GOGC is set, the Go heap is collected at
 			// The web page, with the experiments of the tracking store the
 			// model comes from; promoting a version reloads the server.
 			var srv *serve.Server
+			store := pageStore(cfg)
 			cfg.Page = web.New(web.Config{
-				Store:      pageStore(cfg),
+				Store:      store,
 				AdminToken: cfg.AdminToken,
 				Logger:     cfg.Logger,
+				// A version is promoted only if it loads as this server loads it.
+				Verify: web.TrialLoad(store, classify.Options{Threads: cfg.Threads, Labels: cfg.Labels}),
 				OnPromote: func(name, alias string, v int) {
 					if _, err := srv.Reload(); err != nil {
 						cfg.Logger.Warn("reload after a promotion", "model", name, "alias", alias, "version", v, "err", err)

@@ -18,8 +18,10 @@
 // Errors are JSON {"error": ..., "detail": ...} with their status: 400 bad
 // parameters, 401 a missing or wrong admin token, 404 an unknown
 // experiment, run, model or version (and every endpoint when tracking is not
-// configured, with error "tracking not configured"), 500 a store that cannot
-// be read.
+// configured, with error "tracking not configured"), 422 a promotion to a
+// version whose model does not load (Config.Verify: by default a trial load
+// in ONNX Runtime; the alias does not move), 500 a store that cannot be
+// read.
 //
 // The model server mounts it in front of its own handler:
 //
@@ -33,6 +35,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
@@ -55,6 +58,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"petbreed/internal/classify"
 	"petbreed/internal/httpjson"
 	"petbreed/internal/tracking"
 )
@@ -78,6 +82,12 @@ type Config struct {
 	// OnPromote, when set, is called after an alias was moved, before the
 	// request is answered (the server reloads its model there).
 	OnPromote func(name, alias string, version int)
+	// Verify, called before an alias moves, says whether the version can
+	// be served; its error refuses the promotion (422 "model does not
+	// load", the alias left alone). Nil: TrialLoad(Store, the default
+	// classify options), which loads the version in ONNX Runtime. The
+	// server passes TrialLoad with its own threads and labels.
+	Verify func(ctx context.Context, name string, version int) error
 	// Logger receives promotions and the store's failures; nil discards.
 	Logger *slog.Logger
 }
@@ -108,6 +118,9 @@ func New(cfg Config) *Web {
 	h := &Web{cfg: cfg, log: cfg.Logger, static: map[string]staticFile{}}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if h.cfg.Verify == nil && h.cfg.Store != nil {
+		h.cfg.Verify = TrialLoad(h.cfg.Store, classify.Options{})
 	}
 	sub, _ := fs.Sub(staticFS, "static")
 	fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
@@ -709,6 +722,18 @@ func (h *Web) handlePromote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version := *body.Version
+	if aerr := h.checkVersion(name, version); aerr != nil {
+		h.fail(w, r, aerr)
+		return
+	}
+	// The version must load before an alias points to it: a server (this
+	// one, after OnPromote, or the next to start) would otherwise fail on
+	// it.
+	if err := h.cfg.Verify(r.Context(), name, version); err != nil {
+		h.log.Warn("web: promotion refused: the version does not load", "model", name, "alias", alias, "version", version, "err", err)
+		h.fail(w, r, errorf(http.StatusUnprocessableEntity, "model does not load", "%v", err))
+		return
+	}
 	var previous *int
 	if v, err := h.cfg.Store.Alias(name, alias); err == nil {
 		previous = &v
@@ -727,6 +752,21 @@ func (h *Web) handlePromote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, PromoteJSON{Alias: alias, Version: version, Previous: previous, ModelsJSON: *state})
+}
+
+// checkVersion answers 404 for a model or version the registry does not
+// have.
+func (h *Web) checkVersion(name string, version int) *apiError {
+	vs, err := h.cfg.Store.ModelVersions(name)
+	if err != nil {
+		return storeError(err)
+	}
+	for _, v := range vs {
+		if v.Version == version {
+			return nil
+		}
+	}
+	return errorf(http.StatusNotFound, "not found", "model %q has no version %d", name, version)
 }
 
 // --- small helpers ---
