@@ -7,7 +7,8 @@ set -euo pipefail
 # webp: cwebp makes WebP test images from the shared photos (tests only).
 # chromium: the web page's tests drive a real headless browser (tests only).
 # python3-pil: Pillow 9.4 decodes those WebPs for the parity test (tests only).
-pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp python3-pil chromium fonts-liberation)
+# etcd-server: the store of the Kubernetes control plane make test-deploy runs (tests only).
+pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp python3-pil chromium fonts-liberation etcd-server)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
