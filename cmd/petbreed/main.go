@@ -98,6 +98,7 @@ behaves here as it did where it was trained.
 		newModelsCmd(),
 		newServeCmd(),
 		newVersionCmd(),
+		newHealthcheckCmd(),
 	)
 	return root
 }
