@@ -1,14 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -16,9 +15,11 @@ import (
 	"golang.org/x/term"
 
 	"petbreed"
+	"petbreed/internal/atomicfile"
 	"petbreed/internal/classify"
 	"petbreed/internal/imaging"
 	"petbreed/internal/onnxrt"
+	"petbreed/internal/shard"
 )
 
 // modelFlags choose a model and its labels.
@@ -74,29 +75,65 @@ func newPredictCmd() *cobra.Command {
 	var (
 		mf        modelFlags
 		dec       decodeFlags
+		sf        shardFlags
 		topK      int
 		mode      string
 		batchSize int
 		asJSON    bool
+		outDir    string
+		mergeDir  string
 	)
 	cmd := &cobra.Command{
 		Use:   "predict [flags] PATH...",
 		Short: "Classify images (files, or directories searched recursively)",
 		Long: `predict classifies each image and prints its top-k labels with their
 probabilities. A directory is searched recursively for image files (.jpg,
-.jpeg, .png, .gif, .bmp, .webp; the format itself is read from the bytes).
-Images are decoded in parallel and run through the model in batches.
+.jpeg, .png, .gif, .bmp, .webp; the format itself is read from the bytes),
+following symbolic links to files and to directories; broken links and
+links that loop back are skipped and named on stderr. Files are taken in
+argument order, each directory's sorted by path. Images are decoded in
+parallel and run through the model in batches.
 
 A file that cannot be read or decoded is reported on stderr and the others
 go on; the exit code is then 1.
 
 The preprocessing is the model's own when its metadata carries one, else
-torchvision's evaluation transform (--mode crop); --mode overrides it.`,
+torchvision's evaluation transform (--mode crop); --mode overrides it.
+
+Batch jobs: --shard I/N classifies only shard I (0 to N-1) of the files, so
+that N processes (an indexed Job: --shard-from-env N reads I from
+$JOB_COMPLETION_INDEX) share the work. A file's shard depends only on its
+path below the argument it was found under (for a file argument, its
+name), so every machine agrees and adding files never moves another.
+--output DIR writes DIR/predictions-0000I-of-0000N.jsonl (written whole or
+not at all), and --merge DIR prints every shard's lines as one JSON Lines
+stream sorted by file, once all N are there: for one directory argument,
+the same answers in the same order as one unsharded run.`,
 		Example: `  petbreed predict --model model.onnx cat.jpg
   petbreed predict --model mobilenetv2.onnx --labels imagenet_labels.txt --top-k 3 photos/
-  petbreed predict --model model.onnx --json images/ > predictions.jsonl`,
-		Args: cobra.MinimumNArgs(1),
+  petbreed predict --model model.onnx --json images/ > predictions.jsonl
+  petbreed predict --model model.onnx --shard 3/8 --output out/ images/
+  petbreed predict --merge out/ > predictions.jsonl`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if mergeDir != "" {
+				if len(args) > 0 {
+					return usagef("--merge takes no image arguments (got %d)", len(args))
+				}
+				return nil
+			}
+			return cobra.MinimumNArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if mergeDir != "" {
+				if outDir != "" || sf.changed(cmd) {
+					return usagef("--merge cannot be combined with --output or --shard")
+				}
+				return mergePredictions(cmd.OutOrStdout(), cmd.ErrOrStderr(), mergeDir)
+			}
+			spec, err := sf.spec(cmd)
+			if err != nil {
+				return err
+			}
 			if topK < 1 {
 				return usagef("--top-k must be at least 1 (got %d)", topK)
 			}
@@ -108,7 +145,7 @@ torchvision's evaluation transform (--mode crop); --mode overrides it.`,
 					return usagef("--mode must be crop or squash (got %q)", mode)
 				}
 			}
-			files, listErrs := listImages(args)
+			files, listErrs := listImages(cmd.ErrOrStderr(), args, spec)
 			c, err := mf.open()
 			if err != nil {
 				return err
@@ -125,24 +162,49 @@ torchvision's evaluation transform (--mode crop); --mode overrides it.`,
 					return err
 				}
 			}
-			return predict(cmd, c, files, listErrs, classify.FilesOptions{
-				TopK: topK, BatchSize: batchSize, Decode: dec.options(),
-			}, asJSON)
+			opt := classify.FilesOptions{TopK: topK, BatchSize: batchSize, Decode: dec.options()}
+			if outDir == "" {
+				return predict(cmd, cmd.OutOrStdout(), c, files, listErrs, opt, asJSON)
+			}
+			if err := os.MkdirAll(outDir, 0o755); err != nil {
+				return err
+			}
+			var perr error
+			out := filepath.Join(outDir, spec.FileName(predictionsPrefix, ".jsonl"))
+			err = atomicfile.Write(out, 0o644, func(w io.Writer) error {
+				bw := bufio.NewWriter(w)
+				perr = predict(cmd, bw, c, files, listErrs, opt, true)
+				if perr != nil && perr != errReported {
+					return perr
+				}
+				return bw.Flush()
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "petbreed: shard %s: %d images, wrote %s\n", spec, len(files), out)
+			return perr
 		},
 	}
 	fs := cmd.Flags()
 	mf.register(fs)
 	dec.register(fs)
+	sf.register(fs)
 	fs.IntVarP(&topK, "top-k", "k", 5, "number of labels to print per image")
 	fs.StringVar(&mode, "mode", petbreed.ModeCrop, "preprocessing: crop (resize short side 256, centre crop 224) or squash (resize to 224x224)")
 	fs.IntVar(&batchSize, "batch", 32, "images per model run")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object per image (JSON Lines)")
+	fs.StringVar(&outDir, "output", "", "write JSON Lines to DIR/predictions-IIIII-of-NNNNN.jsonl instead of stdout")
+	fs.StringVar(&mergeDir, "merge", "", "print the JSON Lines of every shard in DIR as one stream sorted by file, and exit")
 	return cmd
 }
 
-func predict(cmd *cobra.Command, c *classify.Classifier, files []string, listErrs []error,
+// predictionsPrefix names the shard files of predict --output.
+const predictionsPrefix = "predictions"
+
+func predict(cmd *cobra.Command, stdout io.Writer, c *classify.Classifier, files []string, listErrs []error,
 	opt classify.FilesOptions, asJSON bool) error {
-	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	stderr := cmd.ErrOrStderr()
 	failed := len(listErrs) > 0
 	for _, err := range listErrs {
 		fmt.Fprintf(stderr, "petbreed: %v\n", err)
@@ -205,46 +267,19 @@ func printText(w io.Writer, r classify.Result, ms float64) {
 	}
 }
 
-// listImages expands the arguments: files as given, directories searched
-// recursively for image files (sorted), hidden entries skipped.
-func listImages(args []string) (files []string, errs []error) {
-	for _, a := range args {
-		st, err := os.Stat(a)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if !st.IsDir() {
-			files = append(files, a)
-			continue
-		}
-		var found []string
-		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				errs = append(errs, err)
-				return nil
-			}
-			if p != a && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.Type().IsRegular() && imaging.HasImageExt(p) {
-				found = append(found, p)
-			}
-			return nil
-		})
-		if err != nil {
-			errs = append(errs, err)
-		}
-		sort.Strings(found)
-		if len(found) == 0 {
-			errs = append(errs, fmt.Errorf("%s: no image files found", a))
-		}
-		files = append(files, found...)
+// listImages expands the arguments (classify.ListFiles), reports on stderr
+// what it skipped, and keeps the files of shard spec.
+func listImages(stderr io.Writer, args []string, spec shard.Spec) (files []string, errs []error) {
+	l := classify.ListFiles(args, imaging.HasImageExt)
+	for _, s := range l.Skipped {
+		fmt.Fprintf(stderr, "petbreed: %v\n", s)
 	}
-	return files, errs
+	for _, in := range l.Inputs {
+		if spec.Contains(in.Key) {
+			files = append(files, in.Path)
+		}
+	}
+	return files, l.Errors
 }
 
 // runtimeVersion finds and loads ONNX Runtime and reports its version.
@@ -254,4 +289,129 @@ func runtimeVersion() (lib, version string, err error) {
 		return "", "", err
 	}
 	return lib, onnxrt.Version(), nil
+}
+
+// shardFlags choose a slice of the inputs: --shard I/N or --shard-from-env N.
+type shardFlags struct {
+	value   string
+	fromEnv int
+}
+
+func (f *shardFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.value, "shard", "", "process only shard I of N (I/N, 0 <= I < N), by a hash of each input's relative path")
+	fs.IntVar(&f.fromEnv, "shard-from-env", 0, "process shard $"+shard.EnvIndex+" of N (an indexed Job's pods)")
+}
+
+func (f *shardFlags) changed(cmd *cobra.Command) bool {
+	return cmd.Flags().Changed("shard") || cmd.Flags().Changed("shard-from-env")
+}
+
+// spec is the chosen shard, shard.All without the flags.
+func (f *shardFlags) spec(cmd *cobra.Command) (shard.Spec, error) {
+	fl := cmd.Flags()
+	switch {
+	case fl.Changed("shard") && fl.Changed("shard-from-env"):
+		return shard.Spec{}, usagef("--shard and --shard-from-env are exclusive")
+	case fl.Changed("shard"):
+		s, err := shard.Parse(f.value)
+		if err != nil {
+			return shard.Spec{}, usageError{fmt.Errorf("--shard: %w", err)}
+		}
+		return s, nil
+	case fl.Changed("shard-from-env"):
+		s, err := shard.FromEnv(f.fromEnv, os.Getenv)
+		if err != nil {
+			return shard.Spec{}, usageError{fmt.Errorf("--shard-from-env: %w", err)}
+		}
+		return s, nil
+	}
+	return shard.All, nil
+}
+
+// mergePredictions prints the lines of every predictions-I-of-N.jsonl in
+// dir sorted by file, after checking that all N shards are there and no
+// file is in two. Like predict, it exits 1 when some image had failed.
+func mergePredictions(stdout, stderr io.Writer, dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	byIndex := map[int]string{}
+	count := 0
+	for _, e := range ents {
+		s, ok := shard.ParseFileName(e.Name(), predictionsPrefix, ".jsonl")
+		if !ok {
+			continue
+		}
+		if count != 0 && s.Count != count {
+			return fmt.Errorf("%s: shards of different runs (of %d and of %d)", dir, count, s.Count)
+		}
+		count = s.Count
+		byIndex[s.Index] = filepath.Join(dir, e.Name())
+	}
+	if count == 0 {
+		return fmt.Errorf("%s: no %s files", dir, shard.Spec{}.FileName(predictionsPrefix, ".jsonl"))
+	}
+	var missing []int
+	for i := range count {
+		if _, ok := byIndex[i]; !ok {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: %d of %d shards missing: %v", dir, len(missing), count, missing)
+	}
+	type line struct {
+		file string
+		raw  []byte
+	}
+	var lines []line
+	seen := map[string]string{}
+	failed := 0
+	for i := range count {
+		path := byIndex[i]
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64*1024), 64<<20)
+		n := 0
+		for sc.Scan() {
+			n++
+			var r jsonResult
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.File == "" {
+				f.Close()
+				return fmt.Errorf("%s:%d: not a predict --json line", path, n)
+			}
+			if other, dup := seen[r.File]; dup {
+				f.Close()
+				return fmt.Errorf("%s is in %s and %s", r.File, other, path)
+			}
+			seen[r.File] = path
+			if r.Error != "" {
+				failed++
+			}
+			lines = append(lines, line{r.File, append([]byte(nil), sc.Bytes()...)})
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].file < lines[j].file })
+	w := bufio.NewWriter(stdout)
+	for _, l := range lines {
+		w.Write(l.raw)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "petbreed: merged %d shards: %d images, %d failed\n", count, len(lines), failed)
+	if failed > 0 {
+		return errReported
+	}
+	return nil
 }
