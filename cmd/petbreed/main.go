@@ -93,6 +93,7 @@ behaves here as it did where it was trained.
 		newInspectCmd(),
 		newPullCmd(),
 		newPipelineCmd(),
+		newFeaturesCmd(),
 		newTrainCmd(),
 		newRunsCmd(),
 		newModelsCmd(),

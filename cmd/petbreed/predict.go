@@ -36,7 +36,7 @@ func (m *modelFlags) register(fs *pflag.FlagSet) {
 	}
 	fs.StringVar(&m.model, "model", def, "ONNX model file, or models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/PATH from $MLFLOW_TRACKING_URI (default $PETBREED_MODEL, else "+defaultModelURI+")")
 	fs.StringVar(&m.labels, "labels", "", "class names: one a line, or JSON {\"classes\": [...]} (default: the model's own)")
-	fs.IntVar(&m.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
+	fs.IntVar(&m.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core) [$PETBREED_THREADS for predict]")
 }
 
 // open loads the classifier.
@@ -132,6 +132,9 @@ the same answers in the same order as one unsharded run.`,
 			}
 			spec, err := sf.spec(cmd)
 			if err != nil {
+				return err
+			}
+			if err := threadsFromEnv(cmd, &mf.threads); err != nil {
 				return err
 			}
 			if topK < 1 {
