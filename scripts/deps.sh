@@ -8,7 +8,10 @@ set -euo pipefail
 # chromium: the web page's tests drive a real headless browser (tests only).
 # python3-pil: Pillow 9.4 decodes those WebPs for the parity test (tests only).
 # etcd-server: the store of the Kubernetes control plane make test-deploy runs (tests only).
-pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp python3-pil chromium fonts-liberation etcd-server)
+# podman buildah runc debootstrap: make image / make test-image (runc: crun
+# refuses these machines' hybrid cgroups); curl: test-image's probes.
+pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp python3-pil chromium fonts-liberation etcd-server
+  podman buildah runc debootstrap curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
