@@ -125,18 +125,20 @@ func webpYUVToRGB(m *image.YCbCr) (*RGB, error) {
 
 // upsampleRow fills dst (one chroma value per pixel) from the nearer chroma
 // row n and the farther row f, as libwebp's fancy upsampler does. A pixel
-// between the nearest sample a, the sample b beside it in the same row, c
-// beside a in the other row and d diagonal to a is (9a+3b+3c+d+8)/16 computed
-// as libwebp rounds it: ((a+3b+3c+d+8)>>3 + a)>>1. The first pixel, and the
-// last of an even width, has no sample beside it: (3a+c+2)>>2.
+// between its nearest sample a, the sample b beside a in the same row, c
+// beside a in the other row and d diagonal to a is (9a+3b+3c+d+8)>>4.
+// libwebp computes it as ((a+3b+3c+d+8)>>3 + a)>>1 (its "diag_12/diag_03"
+// terms, shared by two pixels), which is the same integer: floor(floor(x)/2)
+// = floor(x/2). The first pixel, and the last of an even width, has no
+// sample beside it: (3a+c+2)>>2.
 func upsampleRow(dst, n, f []uint8) {
 	w := len(dst)
 	dst[0] = uint8((3*int(n[0]) + int(f[0]) + 2) >> 2)
 	for k := 1; k <= (w-1)>>1; k++ { // pixels 2k-1 and 2k
 		tl, t := int(n[k-1]), int(n[k]) // near row: left, right sample
 		l, r := int(f[k-1]), int(f[k])  // far row
-		dst[2*k-1] = uint8(((tl+3*t+3*l+r+8)>>3 + tl) >> 1)
-		dst[2*k] = uint8(((t+3*tl+3*r+l+8)>>3 + t) >> 1)
+		dst[2*k-1] = uint8((9*tl + 3*t + 3*l + r + 8) >> 4)
+		dst[2*k] = uint8((9*t + 3*tl + 3*r + l + 8) >> 4)
 	}
 	if w&1 == 0 {
 		k := w/2 - 1

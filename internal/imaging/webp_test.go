@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"petbreed"
 	"petbreed/internal/testassets"
+
+	"golang.org/x/image/webp"
 )
 
 // cwebp converts a shared photo to WebP with libwebp's encoder (Debian's
@@ -147,6 +151,7 @@ var webpCases = []webpCase{
 	{"alpha_q80_exact", nil, []string{"-q", "80", "-exact", "-crop", "1", "1", "199", "149"}, "RGBA"},
 	{"lossless_chelsea", []string{"photos", "chelsea.png"}, []string{"-lossless"}, "RGB"},
 	{"lossless_alpha", nil, []string{"-lossless", "-exact"}, "RGBA"},
+	{"chelsea_q30_nostrong_sharp", []string{"photos", "chelsea.png"}, []string{"-q", "30", "-nostrong", "-sharpness", "5", "-segments", "2"}, "RGB"},
 }
 
 // alphaPNG writes Abyssinian_5 (a PNG whose alpha is all opaque) with a
@@ -219,7 +224,7 @@ func pilDecode(t *testing.T, paths []string) map[string]string {
 
 // TestWebPMatchesPillow: petbreed's WebP pixels, and the torchvision crop
 // transform of them, against Pillow 9.4's (libwebp's) for WebPs made from
-// the shared photos at test time.
+// the shared photos at test time, and for the tiny fixtures.
 func TestWebPMatchesPillow(t *testing.T) {
 	dir := t.TempDir()
 	alpha := alphaPNG(t)
@@ -232,14 +237,27 @@ func TestWebPMatchesPillow(t *testing.T) {
 		paths[i] = filepath.Join(dir, c.name+".webp")
 		cwebpTo(t, paths[i], src, c.args...)
 	}
+	for _, f := range webpFixtures {
+		p := filepath.Join(dir, f.file)
+		if err := os.WriteFile(p, readWebPFixture(t, f.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
 	modes := pilDecode(t, paths)
-	for i, c := range webpCases {
+	for i, p := range paths {
+		c := webpCase{name: filepath.Base(p)}
+		if i < len(webpCases) {
+			c = webpCases[i]
+		} else {
+			c.mode = webpFixtures[i-len(webpCases)].mode
+		}
 		t.Run(c.name, func(t *testing.T) {
-			data, err := os.ReadFile(paths[i])
+			data, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := os.ReadFile(paths[i] + ".rgb")
+			want, err := os.ReadFile(p + ".rgb")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -247,8 +265,8 @@ func TestWebPMatchesPillow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if modes[paths[i]] != c.mode || info.Mode != c.mode {
-				t.Errorf("mode: Pillow %s, petbreed %s, want %s", modes[paths[i]], info.Mode, c.mode)
+			if modes[p] != c.mode || info.Mode != c.mode {
+				t.Errorf("mode: Pillow %s, petbreed %s, want %s", modes[p], info.Mode, c.mode)
 			}
 			if len(img.Pix) != len(want) {
 				t.Fatalf("%dx%d: %d bytes, Pillow's has %d", img.W, img.H, len(img.Pix), len(want))
@@ -262,7 +280,7 @@ func TestWebPMatchesPillow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantCrop, err := os.ReadFile(paths[i] + ".crop.rgb")
+			wantCrop, err := os.ReadFile(p + ".crop.rgb")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -290,4 +308,201 @@ func webpDiff(a, b []uint8) (mean float64, maxd int) {
 		maxd = max(maxd, d)
 	}
 	return float64(sum) / float64(max(1, len(a))), maxd
+}
+
+// TestWebPYUVPlanesMatchLibwebp: golang.org/x/image/vp8's Y, U and V planes
+// are libwebp's to the bit (dwebp -yuv writes them flat: Y, then U, then V),
+// so the colour conversion is all that could differ from Pillow.
+func TestWebPYUVPlanesMatchLibwebp(t *testing.T) {
+	dwebp, err := exec.LookPath("dwebp")
+	if err != nil {
+		t.Fatal("dwebp not installed: run `make deps` (scripts/deps.sh installs Debian's webp package)")
+	}
+	dir := t.TempDir()
+	alpha := alphaPNG(t)
+	for _, c := range webpCases {
+		if c.args[0] == "-lossless" {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			src := alpha
+			if c.src != nil {
+				src = testassets.Path(t, c.src...)
+			}
+			p := filepath.Join(dir, c.name+".webp")
+			cwebpTo(t, p, src, c.args...)
+			if out, err := exec.Command(dwebp, "-quiet", "-yuv", p, "-o", p+".yuv").CombinedOutput(); err != nil {
+				t.Fatalf("dwebp: %v\n%s", err, out)
+			}
+			want, err := os.ReadFile(p + ".yuv")
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(p)
+			m, err := webp.Decode(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var yc *image.YCbCr
+			var a *image.NYCbCrA
+			switch m := m.(type) {
+			case *image.YCbCr:
+				yc = m
+			case *image.NYCbCrA:
+				yc, a = &m.YCbCr, m
+			default:
+				t.Fatalf("decoded to %T", m)
+			}
+			w, h := yc.Rect.Dx(), yc.Rect.Dy()
+			cw, ch := (w+1)/2, (h+1)/2
+			var got []uint8
+			for y := 0; y < h; y++ {
+				got = append(got, yc.Y[y*yc.YStride:y*yc.YStride+w]...)
+			}
+			for _, plane := range [][]uint8{yc.Cb, yc.Cr} {
+				for y := 0; y < ch; y++ {
+					got = append(got, plane[y*yc.CStride:y*yc.CStride+cw]...)
+				}
+			}
+			if a != nil { // then the alpha plane
+				for y := 0; y < h; y++ {
+					got = append(got, a.A[y*a.AStride:y*a.AStride+w]...)
+				}
+			}
+			if !bytes.Equal(got, want) {
+				mad, maxd := webpDiff(got, want[:min(len(want), len(got))])
+				t.Errorf("%dx%d: YUV planes (%d bytes) differ from libwebp's (%d): mean %.4f, max %d", w, h, len(got), len(want), mad, maxd)
+			}
+		})
+	}
+}
+
+// webpFixtures are tiny WebPs made by cwebp from synthetic gradients
+// (testdata/webp): the fuzz seeds and the edge cases below.
+var webpFixtures = []struct {
+	file       string
+	w, h       int
+	mode, kind string
+}{
+	{"lossy_2x2.webp", 2, 2, "RGB", "VP8 "},
+	{"lossy_5x3.webp", 5, 3, "RGB", "VP8 "},
+	{"lossy_alpha_5x3.webp", 5, 3, "RGBA", "VP8X"},
+	{"lossless_alpha_5x3.webp", 5, 3, "RGBA", "VP8L"},
+}
+
+func readWebPFixture(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "webp", name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// TestDecodeWebPFixtures: size, mode and chunk kind of each fixture, and
+// every truncation of it fails with ErrCorrupt or ErrUnsupported, never
+// with a panic or a half image.
+func TestDecodeWebPFixtures(t *testing.T) {
+	for _, f := range webpFixtures {
+		t.Run(f.file, func(t *testing.T) {
+			b := readWebPFixture(t, f.file)
+			if got := string(b[12:16]); got != f.kind {
+				t.Fatalf("first chunk %q, want %q", got, f.kind)
+			}
+			img, info, err := Decode(b, DecodeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.W != f.w || img.H != f.h || info.Mode != f.mode || info.Format != FormatWebP {
+				t.Errorf("%dx%d %s %s, want %dx%d %s webp", img.W, img.H, info.Mode, info.Format, f.w, f.h, f.mode)
+			}
+			for n := 0; n < len(b); n++ {
+				_, _, err := Decode(b[:n], DecodeOptions{})
+				if err == nil || !(errors.Is(err, ErrCorrupt) || errors.Is(err, ErrUnsupported)) ||
+					strings.Contains(err.Error(), "decoder failed") {
+					t.Errorf("first %d bytes: %v", n, err)
+				}
+			}
+		})
+	}
+}
+
+func TestWebPHasAlpha(t *testing.T) {
+	riff := func(chunks ...string) []byte {
+		return []byte("RIFF\x00\x00\x00\x00WEBP" + strings.Join(chunks, ""))
+	}
+	chunk := func(fourcc, data string) string {
+		n := len(data)
+		s := fourcc + string([]byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}) + data
+		if n%2 == 1 {
+			s += "\x00"
+		}
+		return s
+	}
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"vp8", riff(chunk("VP8 ", "xxxx")), false},
+		{"vp8l opaque", riff(chunk("VP8L", "\x2f\x00\x00\x00\x00")), false},
+		{"vp8l alpha bit", riff(chunk("VP8L", "\x2f\x00\x00\x00\x10")), true},
+		{"vp8x alpha flag, vp8", riff(chunk("VP8X", "\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00"), chunk("ALPH", "a"), chunk("VP8 ", "x")), true},
+		{"vp8x no flag", riff(chunk("VP8X", "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"), chunk("VP8 ", "x")), false},
+		{"vp8x flag, vp8l without alpha", riff(chunk("VP8X", "\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00"), chunk("VP8L", "\x2f\x00\x00\x00\x00")), false},
+		{"truncated chunk", riff("VP8L\xff\xff\x00\x00\x2f"), false},
+		{"header only", riff(), false},
+	} {
+		if got := webpHasAlpha(c.b); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// FuzzDecodeWebP: any bytes after a WebP signature decode to an image of the
+// header's size or fail with ErrCorrupt, ErrUnsupported or ErrPixelLimit,
+// never through the decoder's panic recovery.
+func FuzzDecodeWebP(f *testing.F) {
+	for _, fx := range webpFixtures {
+		f.Add(readWebPFixture(f, fx.file))
+	}
+	f.Add([]byte("RIFF\x00\x00\x00\x00WEBPVP8 "))
+	opt := DecodeOptions{MaxPixels: 1 << 20, IgnoreOrientation: true}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		img, _, err := Decode(b, opt)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrPixelLimit) {
+				t.Fatalf("error wraps none of the sentinels: %v", err)
+			}
+			if strings.Contains(err.Error(), "decoder failed") {
+				t.Fatalf("decoder panicked: %v", err)
+			}
+			return
+		}
+		_, w, h, err := DecodeConfig(b)
+		if err != nil || img.W != w || img.H != h || len(img.Pix) != 3*w*h {
+			t.Fatalf("decoded %dx%d (%d bytes), header %dx%d (%v)", img.W, img.H, len(img.Pix), w, h, err)
+		}
+	})
+}
+
+// BenchmarkDecodeWebP: decoding a 500x375 photo (Abyssinian_105) as lossy
+// WebP at quality 90, and lossless.
+func BenchmarkDecodeWebP(b *testing.B) {
+	src := testassets.Path(b, "pets-3breeds", "images", "Abyssinian_105.jpg")
+	for _, c := range []struct {
+		name string
+		args []string
+	}{{"lossy_q90", []string{"-q", "90"}}, {"lossless", []string{"-lossless"}}} {
+		data := cwebp(b, src, c.args...)
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := Decode(data, DecodeOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
