@@ -10,8 +10,10 @@ import (
 
 func newPullCmd() *cobra.Command {
 	var (
-		dir, baseURL string
-		quiet        bool
+		dir, baseURL          string
+		quiet                 bool
+		maxFiles              int
+		maxFileSize, maxTotal string
 	)
 	cmd := &cobra.Command{
 		Use:   "pull pets|backbone [--dir DIR]",
@@ -19,6 +21,8 @@ func newPullCmd() *cobra.Command {
 		Long: `pull downloads from the official locations, verifies the checksums (the md5
 sums torchvision pins for the dataset), resumes an interrupted download, and
 extracts archives safely (no path escaping DIR, no links, size limits).
+Each download is held to its pinned size: a server announcing or sending
+more is cut off at the first byte too many, and nothing is kept.
 
   pets      images.tar.gz and annotations.tar.gz, extracted into DIR (images/, annotations/)
   backbone  mobilenetv2-12.onnx from the ONNX model zoo, saved in DIR`,
@@ -27,7 +31,17 @@ extracts archives safely (no path escaping DIR, no links, size limits).
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{"pets", "backbone"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opt := pull.Options{BaseURL: baseURL}
+			opt := pull.Options{BaseURL: baseURL, Extract: pull.Limits{MaxFiles: maxFiles}}
+			var err error
+			if opt.Extract.MaxFileSize, err = parseSize(maxFileSize); err != nil {
+				return usagef("--max-file-size: %v", err)
+			}
+			if opt.Extract.MaxTotalSize, err = parseSize(maxTotal); err != nil {
+				return usagef("--max-extract-size: %v", err)
+			}
+			if maxFiles < 1 {
+				return usagef("--max-files %d: must be at least 1", maxFiles)
+			}
 			if !quiet {
 				opt.Progress = cmd.ErrOrStderr()
 			}
@@ -61,5 +75,8 @@ extracts archives safely (no path escaping DIR, no links, size limits).
 	fs.StringVar(&dir, "dir", "", "destination folder (default data/oxford-iiit-pet for pets, models for backbone)")
 	fs.StringVar(&baseURL, "base-url", "", "download from this mirror instead (files by name under it)")
 	fs.BoolVar(&quiet, "quiet", false, "no progress output")
+	fs.IntVar(&maxFiles, "max-files", pull.DefaultMaxFiles, "most entries extracted from one archive")
+	fs.StringVar(&maxFileSize, "max-file-size", "1GiB", "largest file extracted from an archive: bytes, or with KiB, MiB, GiB")
+	fs.StringVar(&maxTotal, "max-extract-size", "4GiB", "most bytes extracted from one archive, all files together")
 	return cmd
 }

@@ -66,7 +66,7 @@ func TestDownload(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "new", "dir")
 			before := s.count()
 			var prog bytes.Buffer
-			path, err := Download(context.Background(), tt.a(good), dir, Options{BaseURL: tt.base, Progress: &prog})
+			path, err := Download(context.Background(), tt.a(good), dir, fast(Options{BaseURL: tt.base, Progress: &prog}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +94,7 @@ func TestDownloadAlreadyDownloaded(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, a.Name), body, 0o644)
 	var prog bytes.Buffer
-	path, err := Download(context.Background(), a, dir, Options{Progress: &prog})
+	path, err := Download(context.Background(), a, dir, fast(Options{Progress: &prog}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestDownloadReplacesWrongExistingFile(t *testing.T) {
 	s, a, body := fixture(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, a.Name), []byte("stale"), 0o644)
-	path, err := Download(context.Background(), a, dir, Options{})
+	path, err := Download(context.Background(), a, dir, fast(Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestDownloadChecksumMismatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			_, err := Download(context.Background(), tt.a, dir, Options{})
+			_, err := Download(context.Background(), tt.a, dir, fast(Options{}))
 			if !errors.Is(err, ErrChecksumMismatch) {
 				t.Fatalf("err = %v, want a checksum mismatch", err)
 			}
@@ -162,7 +162,7 @@ func TestDownloadResumesAfterCutConnection(t *testing.T) {
 				return false
 			})
 			var prog bytes.Buffer
-			path, err := Download(context.Background(), a, t.TempDir(), Options{Progress: &prog})
+			path, err := Download(context.Background(), a, t.TempDir(), fast(Options{Progress: &prog}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +201,7 @@ func TestDownloadGivesUp(t *testing.T) {
 				return true
 			})
 			dir := t.TempDir()
-			_, err := Download(context.Background(), a, dir, Options{Retries: tt.retries})
+			_, err := Download(context.Background(), a, dir, fast(Options{Retries: tt.retries}))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
 			}
@@ -236,7 +236,7 @@ func TestDownloadKeepsRetryingWhileProgressing(t *testing.T) {
 		conn.Close()
 		return true
 	})
-	path, err := Download(context.Background(), a, t.TempDir(), Options{Retries: 1})
+	path, err := Download(context.Background(), a, t.TempDir(), fast(Options{Retries: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestDownloadPartialFile(t *testing.T) {
 			}
 			dir := t.TempDir()
 			os.WriteFile(filepath.Join(dir, "data.bin.part"), tt.part, 0o644)
-			path, err := Download(context.Background(), a, dir, Options{})
+			path, err := Download(context.Background(), a, dir, fast(Options{}))
 			if tt.name == "garbage part, Range honoured" {
 				// A part that is not a prefix cannot be detected before the end:
 				// the checksum fails, and the part is deleted for a clean retry.
@@ -289,7 +289,7 @@ func TestDownloadPartialFile(t *testing.T) {
 					t.Fatalf("err = %v, want a checksum mismatch", err)
 				}
 				assertAbsent(t, filepath.Join(dir, "data.bin.part"), filepath.Join(dir, "data.bin"))
-				path, err = Download(context.Background(), a, dir, Options{})
+				path, err = Download(context.Background(), a, dir, fast(Options{}))
 				tt.ranges = append(tt.ranges, "")
 			}
 			if err != nil {
@@ -325,7 +325,7 @@ func TestDownloadHTTPErrors(t *testing.T) {
 				a.URL = s.URL + "/files/missing.bin"
 			}
 			dir := t.TempDir()
-			_, err := Download(context.Background(), a, dir, Options{})
+			_, err := Download(context.Background(), a, dir, fast(Options{}))
 			var he *HTTPError
 			if !errors.As(err, &he) || he.StatusCode != tt.status {
 				t.Fatalf("err = %v, want an HTTPError %d", err, tt.status)
@@ -345,8 +345,8 @@ func TestDownloadSizeMismatch(t *testing.T) {
 	s, a, _ := fixture(t)
 	a.Size = payloadSize - 10
 	dir := t.TempDir()
-	_, err := Download(context.Background(), a, dir, Options{})
-	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("is %d bytes, want %d", payloadSize, payloadSize-10)) {
+	_, err := Download(context.Background(), a, dir, fast(Options{}))
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("file is %d bytes, more than the expected %d bytes", payloadSize, payloadSize-10)) {
 		t.Fatalf("err = %v", err)
 	}
 	assertAbsent(t, filepath.Join(dir, a.Name), filepath.Join(dir, a.Name+".part"))
@@ -357,7 +357,7 @@ func TestDownloadSizeMismatch(t *testing.T) {
 		w.Write(body)
 		return true
 	})
-	_, err = Download(context.Background(), a, dir, Options{})
+	_, err = Download(context.Background(), a, dir, fast(Options{}))
 	if err == nil || !strings.Contains(err.Error(), "more than") {
 		t.Fatalf("err = %v", err)
 	}
@@ -389,7 +389,7 @@ func TestDownloadCancelKeepsPartForResume(t *testing.T) {
 		}
 		cancel()
 	}()
-	_, err := Download(ctx, a, dir, Options{})
+	_, err := Download(ctx, a, dir, fast(Options{}))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -402,7 +402,7 @@ func TestDownloadCancelKeepsPartForResume(t *testing.T) {
 	}
 	assertAbsent(t, filepath.Join(dir, a.Name))
 
-	path, err := Download(context.Background(), a, dir, Options{})
+	path, err := Download(context.Background(), a, dir, fast(Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,8 +413,6 @@ func TestDownloadCancelKeepsPartForResume(t *testing.T) {
 }
 
 func TestDownloadStalledBodyIsRetried(t *testing.T) {
-	defer func(d time.Duration) { stallTimeout = d }(stallTimeout)
-	stallTimeout = 200 * time.Millisecond
 	s, a, body := fixture(t)
 	release := make(chan struct{})
 	defer close(release)
@@ -433,7 +431,7 @@ func TestDownloadStalledBodyIsRetried(t *testing.T) {
 		return true
 	})
 	var prog bytes.Buffer
-	path, err := Download(context.Background(), a, t.TempDir(), Options{Progress: &prog})
+	path, err := Download(context.Background(), a, t.TempDir(), fast(Options{Progress: &prog, StallTimeout: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,13 +451,13 @@ func TestDownloadInvalid(t *testing.T) {
 		opt  Options
 		want string
 	}{
-		{"no checksum", Artifact{Name: "x", URL: deadURL + "x"}, Options{}, "no checksum"},
-		{"bad md5", Artifact{Name: "x", URL: deadURL + "x", MD5: "abc"}, Options{}, "not 32 hex"},
-		{"bad sha256", Artifact{Name: "x", URL: deadURL + "x", SHA256: strings.Repeat("g", 64)}, Options{}, "not 64 hex"},
-		{"name with a slash", Artifact{Name: "../x", URL: deadURL + "x", MD5: strings.Repeat("0", 32)}, Options{}, "plain file name"},
-		{"dot dot", Artifact{Name: "..", URL: deadURL + "x", MD5: strings.Repeat("0", 32)}, Options{}, "plain file name"},
-		{"no URL", Artifact{Name: "x", MD5: strings.Repeat("0", 32)}, Options{}, "no URL"},
-		{"bad base URL", Artifact{Name: "x", MD5: strings.Repeat("0", 32)}, Options{BaseURL: "ftp://mirror"}, "base URL"},
+		{"no checksum", Artifact{Name: "x", URL: deadURL + "x"}, fast(Options{}), "no checksum"},
+		{"bad md5", Artifact{Name: "x", URL: deadURL + "x", MD5: "abc"}, fast(Options{}), "not 32 hex"},
+		{"bad sha256", Artifact{Name: "x", URL: deadURL + "x", SHA256: strings.Repeat("g", 64)}, fast(Options{}), "not 64 hex"},
+		{"name with a slash", Artifact{Name: "../x", URL: deadURL + "x", MD5: strings.Repeat("0", 32)}, fast(Options{}), "plain file name"},
+		{"dot dot", Artifact{Name: "..", URL: deadURL + "x", MD5: strings.Repeat("0", 32)}, fast(Options{}), "plain file name"},
+		{"no URL", Artifact{Name: "x", MD5: strings.Repeat("0", 32)}, fast(Options{}), "no URL"},
+		{"bad base URL", Artifact{Name: "x", MD5: strings.Repeat("0", 32)}, fast(Options{BaseURL: "ftp://mirror"}), "base URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -472,7 +470,7 @@ func TestDownloadInvalid(t *testing.T) {
 }
 
 func TestPinnedArtifacts(t *testing.T) {
-	for _, a := range []Artifact{PetsImages, PetsAnnotations, BackboneFP32} {
+	for _, a := range []Artifact{PetsImages(), PetsAnnotations(), BackboneFP32()} {
 		if err := a.Validate(); err != nil {
 			t.Error(err)
 		}
@@ -480,10 +478,15 @@ func TestPinnedArtifacts(t *testing.T) {
 			t.Errorf("%s: URL %s", a.Name, a.URL)
 		}
 	}
-	if PetsImages.MD5 != "5c4f3ee8e5d25df40f4fd59a7f44e54c" || PetsAnnotations.MD5 != "95a8c909bbe2e81eed6a22bccdf3f68f" {
+	if PetsImages().MD5 != "5c4f3ee8e5d25df40f4fd59a7f44e54c" || PetsAnnotations().MD5 != "95a8c909bbe2e81eed6a22bccdf3f68f" {
 		t.Error("pets checksums differ from torchvision's")
 	}
-	if BackboneFP32.SHA256 != "c0c3f76d93fa3fd6580652a45618618a220fced18babf65774ed169de0432ad5" || BackboneFP32.Size != 13964571 {
+	// The sizes the dataset's servers announce (Content-Length), so that a
+	// mirror streaming more is stopped at the first byte too many.
+	if PetsImages().Size != 791_918_971 || PetsAnnotations().Size != 19_173_078 {
+		t.Errorf("pets sizes %d and %d, want 791918971 and 19173078", PetsImages().Size, PetsAnnotations().Size)
+	}
+	if b := BackboneFP32(); b.SHA256 != "c0c3f76d93fa3fd6580652a45618618a220fced18babf65774ed169de0432ad5" || b.Size != 13964571 {
 		t.Error("backbone checksum differs from the ONNX model zoo's LFS pointer")
 	}
 }

@@ -15,8 +15,8 @@ import (
 // archive's checksums.
 const MarkerPrefix = ".petbreed-extracted-"
 
-// Pets downloads the Oxford-IIIT Pet archives (PetsAnnotations, PetsImages)
-// into dir and extracts them there (dir/images/, dir/annotations/), skipping
+// Pets downloads the Oxford-IIIT Pet archives (PetsAnnotations, PetsImages,
+// or their replacements in opt.Artifacts) into dir and extracts them there (dir/images/, dir/annotations/), skipping
 // what is already done: an archive whose marker file records the pinned
 // checksum, and whose folder is still there, is neither downloaded nor
 // extracted again. The archives are kept beside the extracted folders.
@@ -26,8 +26,8 @@ func Pets(ctx context.Context, dir string, opt Options) error {
 		defer c.CloseIdleConnections()
 		opt.Client = c
 	}
-	for _, a := range []Artifact{PetsAnnotations, PetsImages} {
-		if err := fetchAndExtract(ctx, a, dir, opt); err != nil {
+	for _, a := range []Artifact{PetsAnnotations(), PetsImages()} {
+		if err := fetchAndExtract(ctx, opt.artifact(a), dir, opt); err != nil {
 			return err
 		}
 	}
@@ -38,7 +38,7 @@ func fetchAndExtract(ctx context.Context, a Artifact, dir string, opt Options) e
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	prog := newProgress(opt.Progress, a.Name)
+	prog := newProgress(opt.Progress, a.Name, opt.withDefaults().ProgressInterval)
 	marker := filepath.Join(dir, MarkerPrefix+a.Name)
 	want := markerContent(a)
 	top := filepath.Join(dir, archiveFolder(a.Name))
@@ -51,7 +51,7 @@ func fetchAndExtract(ctx context.Context, a Artifact, dir string, opt Options) e
 		return err
 	}
 	prog.logf("extracting into %s", dir)
-	n, err := ExtractTarGz(ctx, archive, dir, Limits{})
+	n, err := ExtractTarGz(ctx, archive, dir, opt.Extract)
 	if err != nil {
 		return err
 	}
@@ -64,9 +64,9 @@ func fetchAndExtract(ctx context.Context, a Artifact, dir string, opt Options) e
 	return nil
 }
 
-// Backbone downloads BackboneFP32 into dir and returns its path.
+// Backbone downloads BackboneFP32 (or its replacement in opt.Artifacts) into dir and returns its path.
 func Backbone(ctx context.Context, dir string, opt Options) (string, error) {
-	return Download(ctx, BackboneFP32, dir, opt)
+	return Download(ctx, opt.artifact(BackboneFP32()), dir, opt)
 }
 
 // markerContent identifies the extracted archive by its pinned checksums.

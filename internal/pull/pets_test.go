@@ -12,14 +12,6 @@ import (
 	"testing"
 )
 
-// withArtifacts points the pinned artifacts at test ones for one test.
-func withArtifacts(t *testing.T, images, annotations, backbone Artifact) {
-	t.Helper()
-	saved := [3]Artifact{PetsImages, PetsAnnotations, BackboneFP32}
-	PetsImages, PetsAnnotations, BackboneFP32 = images, annotations, backbone
-	t.Cleanup(func() { PetsImages, PetsAnnotations, BackboneFP32 = saved[0], saved[1], saved[2] })
-}
-
 // petsServer serves small archives shaped like the real ones under /mirror/.
 func petsServer(t *testing.T) (*testServer, Artifact, Artifact) {
 	t.Helper()
@@ -43,9 +35,8 @@ func petsServer(t *testing.T) (*testServer, Artifact, Artifact) {
 
 func TestPets(t *testing.T) {
 	s, img, ann := petsServer(t)
-	withArtifacts(t, img, ann, BackboneFP32)
 	dir := filepath.Join(t.TempDir(), "data", "oxford-iiit-pet")
-	opt := Options{BaseURL: s.URL + "/mirror"}
+	opt := fast(Options{BaseURL: s.URL + "/mirror", Artifacts: []Artifact{img, ann}})
 	ctx := context.Background()
 
 	var prog bytes.Buffer
@@ -129,15 +120,15 @@ func TestPetsErrors(t *testing.T) {
 	s.files["/mirror/images.tar.gz"] = evil
 	s.mu.Unlock()
 	img.MD5 = md5Hex(evil)
-	withArtifacts(t, img, ann, BackboneFP32)
-	err := Pets(context.Background(), filepath.Join(dir, "pets"), Options{BaseURL: s.URL + "/mirror"})
+	arts := []Artifact{img, ann}
+	err := Pets(context.Background(), filepath.Join(dir, "pets"), fast(Options{BaseURL: s.URL + "/mirror", Artifacts: arts}))
 	if !errors.Is(err, ErrUnsafeArchive) {
 		t.Fatalf("err = %v, want an unsafe archive", err)
 	}
 	assertAbsent(t, filepath.Join(dir, "evil.jpg"), filepath.Join(dir, "pets", MarkerPrefix+"images.tar.gz"))
 
 	// A missing file on the mirror.
-	err = Pets(context.Background(), filepath.Join(dir, "pets2"), Options{BaseURL: s.URL + "/elsewhere"})
+	err = Pets(context.Background(), filepath.Join(dir, "pets2"), fast(Options{BaseURL: s.URL + "/elsewhere", Artifacts: arts}))
 	var he *HTTPError
 	if !errors.As(err, &he) || he.StatusCode != http.StatusNotFound {
 		t.Fatalf("err = %v, want a 404", err)
@@ -147,12 +138,12 @@ func TestPetsErrors(t *testing.T) {
 func TestBackbone(t *testing.T) {
 	model := randomBytes(50_000, 3)
 	s := newTestServer(t, map[string][]byte{"/models/mobilenetv2-12.onnx": model})
-	withArtifacts(t, PetsImages, PetsAnnotations, Artifact{
+	arts := []Artifact{{
 		Name: "mobilenetv2-12.onnx", URL: deadURL + "mobilenetv2-12.onnx", SHA256: sha256Hex(model), Size: int64(len(model)),
-	})
+	}}
 	dir := t.TempDir()
 	for i := range 2 {
-		path, err := Backbone(context.Background(), dir, Options{BaseURL: s.URL + "/models"})
+		path, err := Backbone(context.Background(), dir, fast(Options{BaseURL: s.URL + "/models", Artifacts: arts}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,5 +162,27 @@ func TestArchiveFolder(t *testing.T) {
 		if got := archiveFolder(in); got != want {
 			t.Errorf("archiveFolder(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestPetsExtractLimits: Options.Extract reaches the extraction, and an
+// archive over it leaves no marker.
+func TestPetsExtractLimits(t *testing.T) {
+	s, img, ann := petsServer(t)
+	for _, c := range []struct {
+		what string
+		lim  Limits
+		want string
+	}{
+		{"entries", Limits{MaxFiles: 2}, "more than 2 entries"},
+		{"file size", Limits{MaxFileSize: 5}, "over the limit of 5"},
+		{"total size", Limits{MaxTotalSize: 20}, "add up to more than 20 bytes"},
+	} {
+		dir := filepath.Join(t.TempDir(), "pets")
+		err := Pets(context.Background(), dir, fast(Options{BaseURL: s.URL + "/mirror", Artifacts: []Artifact{img, ann}, Extract: c.lim}))
+		if !errors.Is(err, ErrUnsafeArchive) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want an unsafe archive with %q", c.what, err, c.want)
+		}
+		assertAbsent(t, filepath.Join(dir, MarkerPrefix+"annotations.tar.gz"))
 	}
 }

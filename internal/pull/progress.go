@@ -10,7 +10,7 @@ import (
 )
 
 // progress reports one download: a bar on a terminal, otherwise a line every
-// progressInterval and one at the end. A nil *progress (no writer) is silent.
+// interval (Options.ProgressInterval) and one at the end. A nil *progress (no writer) is silent.
 // It is used from one goroutine only.
 type progress struct {
 	w    io.Writer
@@ -25,13 +25,14 @@ type progress struct {
 	lastLine  time.Time
 	anyAdded  bool
 	firstSeen time.Time
+	interval  time.Duration // between lines on a non-terminal
 }
 
-func newProgress(w io.Writer, name string) *progress {
+func newProgress(w io.Writer, name string, interval time.Duration) *progress {
 	if w == nil {
 		return nil
 	}
-	return &progress{w: w, name: name, tty: isTerminal(w), total: -1}
+	return &progress{w: w, name: name, tty: isTerminal(w), total: -1, interval: interval}
 }
 
 func isTerminal(w io.Writer) bool {
@@ -101,7 +102,7 @@ func (p *progress) add(n int) {
 		p.bar.Add(n)
 		return
 	}
-	if now := time.Now(); now.Sub(p.lastLine) >= progressInterval {
+	if now := time.Now(); now.Sub(p.lastLine) >= p.interval {
 		p.lastLine = now
 		fmt.Fprintf(p.w, "%s: %s\n", p.name, p.status(now))
 	}

@@ -32,37 +32,47 @@ type Artifact struct {
 	Size   int64  // expected size when known (0: unknown)
 }
 
-// The pinned artifacts. They are variables so that a test (or a caller with
-// its own mirror and checksums) can point them elsewhere; Pets and Backbone
-// read them when called.
-var (
-	// PetsImages is the Oxford-IIIT Pet images archive (about 790 MB,
-	// images/*.jpg). The MD5 is the one torchvision's OxfordIIITPet pins; the
-	// file is now served from thor.robots.ox.ac.uk (torchvision still names
-	// the old www.robots.ox.ac.uk/~vgg/data/pets/data/ location).
-	PetsImages = Artifact{
+// The pinned artifacts, as functions so that nothing can change them; a
+// caller with its own mirror sets Options.BaseURL, and one with other files
+// (a test) Options.Artifacts.
+
+// PetsImages is the Oxford-IIIT Pet images archive (791,918,971 bytes,
+// images/*.jpg). The MD5 is the one torchvision's OxfordIIITPet pins; the
+// size is the Content-Length the dataset's servers announce. The file is
+// now served from thor.robots.ox.ac.uk (torchvision still names the old
+// www.robots.ox.ac.uk/~vgg/data/pets/data/ location).
+func PetsImages() Artifact {
+	return Artifact{
 		Name: "images.tar.gz",
 		URL:  "https://thor.robots.ox.ac.uk/datasets/pets/images.tar.gz",
 		MD5:  "5c4f3ee8e5d25df40f4fd59a7f44e54c",
+		Size: 791_918_971,
 	}
-	// PetsAnnotations is the Oxford-IIIT Pet annotations archive
-	// (annotations/trainval.txt, test.txt, list.txt, trimaps/, xmls/).
-	PetsAnnotations = Artifact{
+}
+
+// PetsAnnotations is the Oxford-IIIT Pet annotations archive (19,173,078
+// bytes: annotations/trainval.txt, test.txt, list.txt, trimaps/, xmls/).
+func PetsAnnotations() Artifact {
+	return Artifact{
 		Name: "annotations.tar.gz",
 		URL:  "https://thor.robots.ox.ac.uk/datasets/pets/annotations.tar.gz",
 		MD5:  "95a8c909bbe2e81eed6a22bccdf3f68f",
+		Size: 19_173_078,
 	}
-	// BackboneFP32 is the ONNX Model Zoo's float32 MobileNetV2 (opset 12).
-	// SHA256 and Size are those of the Git LFS pointer at
-	// validated/vision/classification/mobilenet/model/mobilenetv2-12.onnx in
-	// github.com/onnx/models (unchanged since March 2022).
-	BackboneFP32 = Artifact{
+}
+
+// BackboneFP32 is the ONNX Model Zoo's float32 MobileNetV2 (opset 12).
+// SHA256 and Size are those of the Git LFS pointer at
+// validated/vision/classification/mobilenet/model/mobilenetv2-12.onnx in
+// github.com/onnx/models (unchanged since March 2022).
+func BackboneFP32() Artifact {
+	return Artifact{
 		Name:   "mobilenetv2-12.onnx",
 		URL:    "https://github.com/onnx/models/raw/main/validated/vision/classification/mobilenet/model/mobilenetv2-12.onnx",
 		SHA256: "c0c3f76d93fa3fd6580652a45618618a220fced18babf65774ed169de0432ad5",
-		Size:   13964571,
+		Size:   13_964_571,
 	}
-)
+}
 
 // Options tune Download, Pets and Backbone.
 type Options struct {
@@ -82,21 +92,100 @@ type Options struct {
 	// The count restarts whenever an attempt made progress, so a long
 	// download over a flaky link is not abandoned while it advances.
 	Retries int
+	// MaxSize bounds a download whose artifact pins no Size: the transfer
+	// stops at the first byte beyond it (0: DefaultMaxSize). An artifact
+	// with a Size is held to exactly that.
+	MaxSize int64
+	// Extract bounds archive extraction in Pets (zero fields: the defaults).
+	Extract Limits
+	// Artifacts replace the pinned artifacts of the same Name (other files
+	// or checksums, for a mirror of one's own, or a test).
+	Artifacts []Artifact
+
+	// Timings; zero takes the default.
+	RetryBackoff     time.Duration // first pause before a retry, doubling each time (1 s)
+	MaxBackoff       time.Duration // longest pause (30 s)
+	StallTimeout     time.Duration // a body with no bytes for this long is treated as cut (1 min)
+	ProgressInterval time.Duration // between progress lines on a non-terminal (5 s)
 }
 
-const defaultRetries = 3
-
-// Timings, variables so that the tests can shorten them.
-var (
-	retryBackoff     = time.Second      // first pause before a retry; doubles each time
-	maxBackoff       = 30 * time.Second // longest pause
-	stallTimeout     = time.Minute      // a body with no bytes for this long is treated as cut
-	progressInterval = 5 * time.Second  // between progress lines on a non-terminal
+// Defaults of Options.
+const (
+	defaultRetries          = 3
+	DefaultMaxSize          = 4 << 30 // bytes, for an artifact of unknown size
+	defaultRetryBackoff     = time.Second
+	defaultMaxBackoff       = 30 * time.Second
+	defaultStallTimeout     = time.Minute
+	defaultProgressInterval = 5 * time.Second
 )
+
+func (o Options) withDefaults() Options {
+	if o.Retries == 0 {
+		o.Retries = defaultRetries
+	} else if o.Retries < 0 {
+		o.Retries = 0
+	}
+	if o.MaxSize <= 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+	for _, d := range []struct {
+		p   *time.Duration
+		def time.Duration
+	}{{&o.RetryBackoff, defaultRetryBackoff}, {&o.MaxBackoff, defaultMaxBackoff},
+		{&o.StallTimeout, defaultStallTimeout}, {&o.ProgressInterval, defaultProgressInterval}} {
+		if *d.p <= 0 {
+			*d.p = d.def
+		}
+	}
+	return o
+}
+
+// artifact is a, or the artifact of Options.Artifacts with its name.
+func (o Options) artifact(a Artifact) Artifact {
+	for _, b := range o.Artifacts {
+		if b.Name == a.Name {
+			return b
+		}
+	}
+	return a
+}
 
 // ErrChecksumMismatch is what errors.Is matches for a file whose checksum (or
 // size) is not the pinned one.
 var ErrChecksumMismatch = errors.New("checksum mismatch")
+
+// ErrTooLarge is what errors.Is matches for a download refused because it
+// is larger than its artifact's Size (or than Options.MaxSize).
+var ErrTooLarge = errors.New("download larger than expected")
+
+// SizeError reports a download stopped for its size: announced by the
+// server (Content-Length or Content-Range) before anything was written, or
+// received beyond the expected size, in which case the transfer stopped at
+// the first byte too many and the partial file was deleted.
+type SizeError struct {
+	Name      string // artifact name
+	Want      int64  // the pinned size, or the cap
+	Got       int64  // bytes announced, or received when the transfer stopped
+	Announced bool   // Got is what the server announced (nothing was written)
+	Cap       bool   // Want is Options.MaxSize, not a pinned size
+}
+
+func (e *SizeError) Error() string {
+	want := fmt.Sprintf("the expected %d bytes", e.Want)
+	if e.Cap {
+		want = fmt.Sprintf("the limit of %d bytes for a file of unknown size", e.Want)
+	}
+	if e.Announced {
+		if !e.Cap && e.Got < e.Want {
+			return fmt.Sprintf("%s: the server's file is %d bytes, not %s; nothing was downloaded", e.Name, e.Got, want)
+		}
+		return fmt.Sprintf("%s: the server's file is %d bytes, more than %s; nothing was downloaded", e.Name, e.Got, want)
+	}
+	return fmt.Sprintf("%s: the server sent more than %s (stopped at %d bytes received); the partial download was deleted", e.Name, want, e.Got)
+}
+
+// Is makes errors.Is(err, ErrTooLarge) true for a file larger than wanted.
+func (e *SizeError) Is(target error) bool { return target == ErrTooLarge && e.Got > e.Want }
 
 // ChecksumError reports a file that does not match its artifact.
 type ChecksumError struct {
@@ -299,8 +388,9 @@ func Download(ctx context.Context, a Artifact, dir string, opt Options) (path st
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
+	opt = opt.withDefaults()
 	final := filepath.Join(dir, a.Name)
-	prog := newProgress(opt.Progress, a.Name)
+	prog := newProgress(opt.Progress, a.Name, opt.ProgressInterval)
 
 	if st, err := os.Stat(final); err == nil {
 		if !st.Mode().IsRegular() {
@@ -326,18 +416,13 @@ func Download(ctx context.Context, a Artifact, dir string, opt Options) (path st
 		client: opt.Client,
 		prog:   prog,
 		hs:     newHashSet(a),
+		opt:    opt,
 	}
 	if d.client == nil {
 		d.client = newClient()
 		defer d.client.CloseIdleConnections()
 	}
-	retries := opt.Retries
-	if retries == 0 {
-		retries = defaultRetries
-	} else if retries < 0 {
-		retries = 0
-	}
-	if err := d.run(retries); err != nil {
+	if err := d.run(opt.Retries); err != nil {
 		return "", err
 	}
 	return final, nil
@@ -351,6 +436,7 @@ type downloader struct {
 	client      *http.Client
 	prog        *progress
 	hs          *hashSet // hashes of the part's bytes [0, hs.n)
+	opt         Options  // with defaults
 }
 
 // retryableError marks a failure worth another attempt (a cut or stalled
@@ -373,6 +459,10 @@ func (d *downloader) run(retries int) error {
 			return fmt.Errorf("%s: %w%s", d.a.Name, cerr, d.keptNote())
 		}
 		var re *retryableError
+		var se *SizeError
+		if errors.As(err, &se) {
+			return err
+		}
 		if !errors.As(err, &re) {
 			return fmt.Errorf("%s: %w", d.a.Name, err)
 		}
@@ -383,9 +473,9 @@ func (d *downloader) run(retries int) error {
 		if failures > retries {
 			return fmt.Errorf("%s: %w (gave up after %d retries)%s", d.a.Name, re.err, retries, d.keptNote())
 		}
-		wait := retryBackoff << (failures - 1)
-		if wait > maxBackoff || wait <= 0 {
-			wait = maxBackoff
+		wait := d.opt.RetryBackoff << (failures - 1)
+		if wait > d.opt.MaxBackoff || wait <= 0 {
+			wait = d.opt.MaxBackoff
 		}
 		d.prog.logf("%v; retrying in %v (%d/%d)", re.err, wait.Round(time.Millisecond), failures, retries)
 		t := time.NewTimer(wait)
@@ -525,14 +615,17 @@ func (d *downloader) attempt() (progressed bool, err error) {
 		}
 		return false, herr
 	}
-	if size > 0 && total >= 0 && total != size {
+	// The size is checked before a byte is written: a pinned size exactly,
+	// otherwise against the cap.
+	limit, capped := size, size <= 0
+	if capped {
+		limit = d.opt.MaxSize
+	}
+	if total >= 0 && (total > limit || (!capped && total != size)) {
 		if err := d.restart(); err != nil {
 			return false, err
 		}
-		return false, fmt.Errorf("GET %s: the server's file is %d bytes, want %d", d.url, total, size)
-	}
-	if total < 0 && size > 0 {
-		total = size
+		return false, &SizeError{Name: d.a.Name, Want: limit, Got: total, Announced: true, Cap: capped}
 	}
 
 	flag := os.O_WRONLY | os.O_CREATE
@@ -552,22 +645,28 @@ func (d *downloader) attempt() (progressed bool, err error) {
 		return false, err
 	}
 
+	if total < 0 && !capped {
+		total = size
+	}
 	d.prog.begin(off, total)
 	// A body that stops arriving is cancelled and retried like a cut one.
-	watchdog := time.AfterFunc(stallTimeout, func() { cancel(errStalled) })
+	stall := d.opt.StallTimeout
+	watchdog := time.AfterFunc(stall, func() { cancel(errStalled) })
 	defer watchdog.Stop()
 	buf := make([]byte, 256<<10)
 	start := d.hs.n
 	for {
-		n, rerr := resp.Body.Read(buf)
+		// Never read more than one byte beyond the limit: a body without
+		// Content-Length that does not end stops there.
+		n, rerr := resp.Body.Read(buf[:min(int64(len(buf)), limit-d.hs.n+1)])
 		if n > 0 {
-			watchdog.Reset(stallTimeout)
-			if total >= 0 && d.hs.n+int64(n) > total {
+			watchdog.Reset(stall)
+			if got := d.hs.n + int64(n); got > limit {
 				f.Close()
 				if err := d.restart(); err != nil {
 					return false, err
 				}
-				return false, fmt.Errorf("GET %s: the server sent more than the %d bytes expected", d.url, total)
+				return false, &SizeError{Name: d.a.Name, Want: limit, Got: got, Cap: capped}
 			}
 			w, werr := f.Write(buf[:n])
 			d.hs.Write(buf[:w])
@@ -584,7 +683,7 @@ func (d *downloader) attempt() (progressed bool, err error) {
 				return d.hs.n > start, d.ctx.Err()
 			}
 			if context.Cause(actx) == errStalled {
-				rerr = fmt.Errorf("%w (%v)", errStalled, stallTimeout)
+				rerr = fmt.Errorf("%w (%v)", errStalled, stall)
 			}
 			return d.hs.n > start, &retryableError{fmt.Errorf("connection lost after %s: %w", formatBytes(d.hs.n), rerr)}
 		}

@@ -10,17 +10,21 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 )
 
-func TestMain(m *testing.M) {
-	retryBackoff = time.Millisecond
-	maxBackoff = 10 * time.Millisecond
-	os.Exit(m.Run())
+// fast shortens the pauses between retries for a test.
+func fast(o Options) Options {
+	if o.RetryBackoff == 0 {
+		o.RetryBackoff = time.Millisecond
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = 10 * time.Millisecond
+	}
+	return o
 }
 
 // testServer serves files from memory on loopback and records every request.
