@@ -2,6 +2,7 @@ package imaging
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image"
 	"image/color"
@@ -173,12 +174,12 @@ func clampU8(v int) uint8 {
 // frame drawn into it, and every index looked up in the frame's palette with
 // its stored colours. image/gif blanks the transparent entry of the palette,
 // so the stored colour is read back from the file.
-func decodeGIF(b []byte) (*RGB, string, error) {
+func decodeGIF(ctx context.Context, b []byte) (*RGB, string, error) {
 	cfg, err := gif.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := gif.Decode(bytes.NewReader(b))
+	m, err := gif.Decode(newCtxReader(ctx, b))
 	if err != nil {
 		return nil, "", err
 	}

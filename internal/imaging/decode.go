@@ -67,6 +67,17 @@ func (o DecodeOptions) maxPixels() int64 {
 	return o.MaxPixels
 }
 
+// maxScans is the scan limit to enforce, 0 for none.
+func (o DecodeOptions) maxScans() int {
+	switch {
+	case o.MaxScans == 0:
+		return DefaultMaxScans
+	case o.MaxScans < 0:
+		return 0
+	}
+	return o.MaxScans
+}
+
 // Info describes a decoded image.
 type Info struct {
 	Format      string `json:"format"`      // FormatJPEG, ...
@@ -136,8 +147,13 @@ func Decode(b []byte, opt DecodeOptions) (img *RGB, info Info, err error) {
 }
 
 // DecodeContext is Decode bounded by ctx: when ctx is done the decoder stops
-// as soon as it can and the error wraps ctx.Err().
+// as soon as it can and the error wraps ctx.Err(). libjpeg checks it before
+// each row of work (its progress monitor); the Go decoders on each read of
+// their input.
 func DecodeContext(ctx context.Context, b []byte, opt DecodeOptions) (img *RGB, info Info, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, Info{}, fmt.Errorf("decode not started: %w", err)
+	}
 	format, w, h, err := DecodeConfig(b)
 	if err != nil {
 		return nil, Info{}, err
@@ -157,7 +173,13 @@ func DecodeContext(ctx context.Context, b []byte, opt DecodeOptions) (img *RGB, 
 			img, err = nil, fmt.Errorf("%w: %s decoder failed: %v", ErrCorrupt, format, r)
 		}
 	}()
-	img, info.Mode, err = decodePixels(b, format)
+	img, info.Mode, err = decodePixels(ctx, b, format, opt)
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, info, fmt.Errorf("%s decode stopped: %w", format, cerr)
+	}
+	if errors.Is(err, ErrTooManyScans) {
+		return nil, info, fmt.Errorf("%s: %w", format, err)
+	}
 	if err != nil {
 		return nil, info, fmt.Errorf("%w: %s: %v", ErrCorrupt, format, err)
 	}
@@ -171,14 +193,14 @@ func DecodeContext(ctx context.Context, b []byte, opt DecodeOptions) (img *RGB, 
 	return img, info, nil
 }
 
-func decodePixels(b []byte, format string) (*RGB, string, error) {
+func decodePixels(ctx context.Context, b []byte, format string, opt DecodeOptions) (*RGB, string, error) {
 	switch format {
 	case FormatJPEG:
 		hdr, err := readJPEGHeader(b)
 		if err != nil {
 			return nil, "", err
 		}
-		pix, comps, err := decodeJPEG(b, hdr)
+		pix, comps, err := decodeJPEG(ctx, b, hdr, opt.maxScans())
 		if err != nil {
 			return nil, "", err
 		}
@@ -191,13 +213,13 @@ func decodePixels(b []byte, format string) (*RGB, string, error) {
 		}
 		return &RGB{W: hdr.w, H: hdr.h, Pix: pix}, mode, nil
 	case FormatGIF:
-		return decodeGIF(b)
+		return decodeGIF(ctx, b)
 	case FormatWebP:
-		return decodeWebP(bytes.NewReader(b), b)
+		return decodeWebP(newCtxReader(ctx, b), b)
 	}
 	var m image.Image
 	var err error
-	r := bytes.NewReader(b)
+	r := newCtxReader(ctx, b)
 	switch format {
 	case FormatPNG:
 		m, err = png.Decode(r)

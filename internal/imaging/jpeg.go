@@ -18,6 +18,7 @@ typedef struct {
 	struct jpeg_error_mgr pub;
 	jmp_buf jump;
 	int truncated;
+	int stopped; // PB_SCANS or PB_CANCELLED when the progress monitor stopped the decode
 } pb_jerr;
 
 static void pb_jerror_exit(j_common_ptr c) {
@@ -32,26 +33,69 @@ static void pb_jemit(j_common_ptr c, int level) {
 	}
 }
 
-enum { PB_OK = 0, PB_ERR = 1, PB_TRUNCATED = 2, PB_MISMATCH = 3 };
+enum { PB_OK = 0, PB_ERR = 1, PB_TRUNCATED = 2, PB_MISMATCH = 3, PB_SCANS = 4, PB_CANCELLED = 5 };
+
+// pb_jctl is the decode's control block, malloc'd by Go (never Go memory):
+// Go sets cancel (atomically) from another goroutine when the context is
+// done; libjpeg's progress monitor reads it.
+typedef struct {
+	int cancel;
+	int max_scans; // <= 0: no limit
+} pb_jctl;
+
+typedef struct {
+	struct jpeg_progress_mgr pub;
+	pb_jctl *ctl;
+} pb_jprog;
+
+// pb_jprogress is libjpeg's progress monitor: called before each iMCU row
+// while the scans are read into the coefficient buffer (multi-scan files)
+// and on each jpeg_read_scanlines call, so it stops a decode within one row
+// of work. input_scan_number counts the scans read so far, as djpeg
+// -maxscans counts them.
+static void pb_jprogress(j_common_ptr c) {
+	pb_jctl *ctl = ((pb_jprog *)c->progress)->ctl;
+	pb_jerr *err = (pb_jerr *)c->err;
+	if (__atomic_load_n(&ctl->cancel, __ATOMIC_RELAXED)) {
+		err->stopped = PB_CANCELLED;
+		longjmp(err->jump, 1);
+	}
+	if (ctl->max_scans > 0 && ((j_decompress_ptr)c)->input_scan_number > ctl->max_scans) {
+		err->stopped = PB_SCANS;
+		longjmp(err->jump, 1);
+	}
+}
 
 // pb_jpeg_decode decodes buf into out (w*h*comps bytes, comps 3 for RGB or 4
 // for CMYK as stored). Everything happens in this one call, so libjpeg never
 // keeps a pointer to Go memory.
 static int pb_jpeg_decode(const unsigned char *buf, unsigned long len,
-		unsigned char *out, int w, int h, int comps, char *msg, int msglen) {
+		unsigned char *out, int w, int h, int comps, pb_jctl *ctl, char *msg, int msglen) {
 	struct jpeg_decompress_struct cinfo;
 	pb_jerr err;
+	pb_jprog prog;
 	memset(&cinfo, 0, sizeof cinfo);
 	memset(&err, 0, sizeof err);
+	memset(&prog, 0, sizeof prog);
+	if (__atomic_load_n(&ctl->cancel, __ATOMIC_RELAXED)) {
+		return PB_CANCELLED;
+	}
 	cinfo.err = jpeg_std_error(&err.pub);
 	err.pub.error_exit = pb_jerror_exit;
 	err.pub.emit_message = pb_jemit;
 	if (setjmp(err.jump)) {
+		if (err.stopped) {
+			jpeg_destroy_decompress(&cinfo);
+			return err.stopped;
+		}
 		(*cinfo.err->format_message)((j_common_ptr)&cinfo, msg);
 		jpeg_destroy_decompress(&cinfo);
 		return err.truncated ? PB_TRUNCATED : PB_ERR;
 	}
 	jpeg_create_decompress(&cinfo);
+	prog.pub.progress_monitor = pb_jprogress;
+	prog.ctl = ctl;
+	cinfo.progress = &prog.pub;
 	jpeg_mem_src(&cinfo, buf, len);
 	if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK) {
 		jpeg_destroy_decompress(&cinfo);
@@ -102,8 +146,10 @@ static int pb_jpeg_decode(const unsigned char *buf, unsigned long len,
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -165,19 +211,54 @@ func readJPEGHeader(b []byte) (jpegHeader, error) {
 
 // decodeJPEG decodes with libjpeg into RGB; CMYK JPEGs come back as raw
 // CMYK (4 bytes a pixel) for convert.go to turn into RGB the way Pillow does.
-func decodeJPEG(b []byte, hdr jpegHeader) (pix []uint8, comps int, err error) {
+// It stops with an error wrapping ErrTooManyScans when the file has more
+// than maxScans scans (maxScans <= 0: no limit), and with one wrapping
+// ctx.Err() soon after ctx is done.
+func decodeJPEG(ctx context.Context, b []byte, hdr jpegHeader, maxScans int) (pix []uint8, comps int, err error) {
 	comps = 3
 	if hdr.comps == 4 {
 		comps = 4
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	// The control block is C memory: libjpeg reads it while a goroutine may
+	// set its cancel flag, and no Go pointer is kept by C.
+	ctl := (*C.pb_jctl)(C.calloc(1, C.sizeof_pb_jctl))
+	if ctl == nil {
+		return nil, 0, errors.New("out of memory for the JPEG decoder")
+	}
+	ctl.max_scans = C.int(max(maxScans, 0))
+	if ctx.Done() != nil {
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			atomic.StoreInt32((*int32)(unsafe.Pointer(&ctl.cancel)), 1)
+			close(fired)
+		})
+		defer func() {
+			if !stop() {
+				<-fired // the flag is being set: wait before freeing it
+			}
+			C.free(unsafe.Pointer(ctl))
+		}()
+	} else {
+		defer C.free(unsafe.Pointer(ctl))
 	}
 	pix = make([]uint8, hdr.w*hdr.h*comps)
 	var msg [C.JMSG_LENGTH_MAX]C.char
 	rc := C.pb_jpeg_decode((*C.uchar)(unsafe.Pointer(unsafe.SliceData(b))), C.ulong(len(b)),
 		(*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix))), C.int(hdr.w), C.int(hdr.h), C.int(comps),
-		&msg[0], C.int(len(msg)))
+		ctl, &msg[0], C.int(len(msg)))
 	switch rc {
 	case C.PB_OK:
 		return pix, comps, nil
+	case C.PB_SCANS:
+		return nil, 0, fmt.Errorf("%w: more than %d", ErrTooManyScans, maxScans)
+	case C.PB_CANCELLED:
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		return nil, 0, context.Canceled // not reached: the flag is set only when ctx is done
 	case C.PB_TRUNCATED:
 		return nil, 0, errors.New("truncated JPEG data")
 	case C.PB_MISMATCH:
