@@ -10,8 +10,11 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"regexp"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -82,12 +85,36 @@ func ParseConfig(b []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, errors.New("empty configuration: want a YAML mapping with experiments")
+		}
 		return Config{}, err
+	}
+	// A second document would be ignored silently: refuse it.
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("want one YAML document, the file has more (a '---' line)")
 	}
 	return c, c.Validate()
 }
 
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
+var (
+	nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
+	// aliasRe and aliasVersionRe are the registry's rules (MLflow's): an
+	// alias is letters, digits, '_' and '-', and neither "latest" nor a
+	// version ("v3").
+	aliasRe        = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,255}$`)
+	aliasVersionRe = regexp.MustCompile(`^[vV][0-9]+$`)
+)
+
+func allFinite(vs ...float64) bool {
+	for _, v := range vs {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks the whole configuration and says what is wrong.
 func (c Config) Validate() error {
@@ -101,8 +128,8 @@ func (c Config) Validate() error {
 	if c.Experiment == "" || c.RegisteredModel == "" || !nameRe.MatchString(c.RegisteredModel) {
 		errs = append(errs, fmt.Errorf("experiment %q and registered_model %q must be non-empty names", c.Experiment, c.RegisteredModel))
 	}
-	if c.Alias == "" || !nameRe.MatchString(c.Alias) {
-		errs = append(errs, fmt.Errorf("alias %q is not a valid name", c.Alias))
+	if !aliasRe.MatchString(c.Alias) || strings.EqualFold(c.Alias, "latest") || aliasVersionRe.MatchString(c.Alias) {
+		errs = append(errs, fmt.Errorf("alias %q: want letters, digits, '_' and '-', not \"latest\" nor a version like \"v2\"", c.Alias))
 	}
 	if len(c.Experiments) == 0 {
 		errs = append(errs, errors.New("no experiments"))
@@ -126,10 +153,13 @@ func (c Config) Validate() error {
 		if e.Epochs < 1 || e.Epochs > 10000 {
 			errs = append(errs, fmt.Errorf("%s: epochs %d out of range", where, e.Epochs))
 		}
-		if e.Dropout < 0 || e.Dropout >= 1 {
+		if !allFinite(e.LR, e.Dropout, e.WeightDecay, e.LabelSmoothing) {
+			errs = append(errs, fmt.Errorf("%s: lr, dropout, weight_decay and label_smoothing must be finite numbers", where))
+		}
+		if !(e.Dropout >= 0 && e.Dropout < 1) {
 			errs = append(errs, fmt.Errorf("%s: dropout %v must be in [0, 1)", where, e.Dropout))
 		}
-		if e.WeightDecay < 0 || e.Patience < 0 || e.LabelSmoothing < 0 || e.LabelSmoothing >= 1 {
+		if !(e.WeightDecay >= 0 && e.Patience >= 0 && e.LabelSmoothing >= 0 && e.LabelSmoothing < 1) {
 			errs = append(errs, fmt.Errorf("%s: weight_decay, patience and label_smoothing must be non-negative (label_smoothing < 1)", where))
 		}
 	}
