@@ -10,7 +10,7 @@ set -euo pipefail
 # etcd-server: the store of the Kubernetes control plane make test-deploy runs (tests only).
 # podman buildah runc debootstrap: make image / make test-image (runc: crun
 # refuses these machines' hybrid cgroups); curl: test-image's probes.
-# shellcheck: make lint checks scripts/*.sh and the CI workflow's scripts.
+# make lint runs shellcheck over scripts/*.sh and the CI workflow's scripts.
 pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp python3-pil chromium fonts-liberation etcd-server
   podman buildah runc debootstrap curl shellcheck)
 missing=()
