@@ -31,7 +31,12 @@ build: deps onnxruntime
 vet:
 	go vet ./...
 
-test: deps onnxruntime
+# The CI workflow (actionlint, pinned) and the shell scripts (shellcheck).
+.PHONY: lint
+lint: deps
+	./scripts/lint.sh
+
+test: deps onnxruntime lint
 	$(GOTEST) -count=1 ./...
 
 # Benchmarks with the real model and images; figures go to docs/benchmarks.md.
