@@ -39,6 +39,13 @@ lint: deps
 test: deps onnxruntime lint
 	$(GOTEST) -count=1 ./...
 
+# Every fuzz target of the module, one at a time, $(FUZZTIME) each
+# (scripts/fuzz.sh; make test already runs their seeds).
+FUZZTIME ?= 20s
+.PHONY: fuzz
+fuzz: deps onnxruntime
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
 # Benchmarks with the real model and images; figures go to docs/benchmarks.md.
 bench: deps onnxruntime
 	$(GOTEST) -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...

@@ -62,7 +62,6 @@ var ErrUnsafeArchive = errors.New("unsafe archive")
 // and renamed, so extracting again over an existing tree replaces its files.
 // On error the files already extracted stay.
 func ExtractTarGz(ctx context.Context, archive, dir string, lim Limits) (files int, err error) {
-	lim = lim.withDefaults()
 	f, err := os.Open(archive)
 	if err != nil {
 		return 0, err
@@ -73,6 +72,17 @@ func ExtractTarGz(ctx context.Context, archive, dir string, lim Limits) (files i
 		return 0, fmt.Errorf("extract %s: %w", archive, err)
 	}
 	defer gz.Close()
+	files, err = extractTar(ctx, gz, dir, lim)
+	if err != nil {
+		return files, fmt.Errorf("extract %s: %w", archive, err)
+	}
+	return files, nil
+}
+
+// extractTar extracts the tar stream r into dir (ExtractTarGz without the
+// file and the gzip layer).
+func extractTar(ctx context.Context, r io.Reader, dir string, lim Limits) (files int, err error) {
+	lim = lim.withDefaults()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
@@ -83,7 +93,7 @@ func ExtractTarGz(ctx context.Context, archive, dir string, lim Limits) (files i
 	defer root.Close()
 
 	x := &extractor{ctx: ctx, root: root, lim: lim, buf: make([]byte, 256<<10)}
-	tr := tar.NewReader(gz)
+	tr := tar.NewReader(r)
 	entries := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -94,15 +104,15 @@ func ExtractTarGz(ctx context.Context, archive, dir string, lim Limits) (files i
 			break
 		}
 		if err != nil {
-			return files, fmt.Errorf("extract %s: %w", archive, err)
+			return files, err
 		}
 		entries++
 		if entries > lim.MaxFiles {
-			return files, fmt.Errorf("extract %s: %w: more than %d entries (limit MaxFiles)", archive, ErrUnsafeArchive, lim.MaxFiles)
+			return files, fmt.Errorf("%w: more than %d entries (limit MaxFiles)", ErrUnsafeArchive, lim.MaxFiles)
 		}
 		wrote, err := x.entry(hdr, tr)
 		if err != nil {
-			return files, fmt.Errorf("extract %s: %w", archive, err)
+			return files, err
 		}
 		if wrote {
 			files++
