@@ -506,3 +506,19 @@ func BenchmarkDecodeWebP(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWebPYUVToRGB: the colour conversion alone (fancy upsampling and
+// fixed-point BT.601) of the 500x375 lossy photo's planes.
+func BenchmarkWebPYUVToRGB(b *testing.B) {
+	data := cwebp(b, testassets.Path(b, "pets-3breeds", "images", "Abyssinian_105.jpg"), "-q", "90")
+	m, err := webp.Decode(bytes.NewReader(data))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := webpYUVToRGB(m.(*image.YCbCr)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
