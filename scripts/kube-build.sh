@@ -55,7 +55,7 @@ if [ "${KUBE_FORCE:-}" = 1 ] || ! have_all "$tbin" kwok kustomize; then
   start=$SECONDS
   rm -rf "$tbin.tmp" && mkdir -p "$tbin.tmp"
   # go install pkg@version ignores the current module, as intended.
-  (cd "$root" && CGO_ENABLED=0 GOBIN="$tbin.tmp" GOFLAGS= go install -trimpath -ldflags "-s -w" \
+  (cd "$root" && CGO_ENABLED=0 GOBIN="$tbin.tmp" GOFLAGS='' go install -trimpath -ldflags "-s -w" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
     "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION")
   # kwok needs Stage files (what happens to a fake node and pod); its module
