@@ -93,20 +93,25 @@ func (w *walker) walk(dir, rel string, ancestors []ancestor) {
 			continue
 		}
 		p, key := filepath.Join(dir, name), path.Join(rel, name)
-		info, err := e.Info()
-		if err != nil {
-			w.listing.Errors = append(w.listing.Errors, err)
-			continue
-		}
-		link := info.Mode()&fs.ModeSymlink != 0
-		if link {
-			if info, err = os.Stat(p); err != nil {
+		mode := e.Type() // from the directory entry: no stat for plain files
+		var info fs.FileInfo
+		var err error
+		switch {
+		case mode&fs.ModeSymlink != 0:
+			info, err = os.Stat(p)
+			if err != nil {
 				w.skip(p, linkProblem(p, err))
+				continue
+			}
+			mode = info.Mode().Type()
+		case mode.IsDir():
+			if info, err = e.Info(); err != nil {
+				w.listing.Errors = append(w.listing.Errors, err)
 				continue
 			}
 		}
 		switch {
-		case info.IsDir():
+		case mode.IsDir():
 			id := fileID(p, info)
 			if a, loop := find(ancestors, id); loop {
 				w.skip(p, "symbolic link loop (back to "+a+")")
@@ -114,10 +119,10 @@ func (w *walker) walk(dir, rel string, ancestors []ancestor) {
 			}
 			w.walk(p, key, append(ancestors, ancestor{id, p}))
 		case !w.match(name):
-		case info.Mode().IsRegular():
+		case mode.IsRegular():
 			w.listing.Inputs = append(w.listing.Inputs, Input{Path: p, Key: key})
 		default:
-			w.skip(p, "not a regular file ("+info.Mode().Type().String()+")")
+			w.skip(p, "not a regular file ("+mode.String()+")")
 		}
 	}
 }
