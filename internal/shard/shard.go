@@ -10,7 +10,9 @@
 // exactly but moves almost every file to another shard when one file is
 // added early in the order; with the hash, adding or removing files never
 // moves another file, so a shard's earlier output stays valid for the files
-// it keeps. The cost is shards whose sizes differ by a few percent.
+// it keeps. The cost is shards of uneven size, by chance: about sqrt(n)
+// files on n per shard (pets-3breeds' 600 images in 3 shards: 226, 184 and
+// 190; a few percent for shards of thousands).
 package shard
 
 import (
