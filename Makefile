@@ -13,7 +13,7 @@ export CGO_ENABLED := 1
 # The tests and benchmarks read the shared assets from here.
 export PETBREED_ASSETS := $(ASSETS)
 
-.PHONY: all deps onnxruntime build test bench bench-serve soak demo vet clean
+.PHONY: all deps onnxruntime build test bench bench-serve soak demo vet clean image test-image
 
 all: build
 
@@ -38,6 +38,8 @@ lint: deps
 
 test: deps onnxruntime lint
 	$(GOTEST) -count=1 ./...
+	$(MAKE) test-image
+	$(MAKE) test-deploy
 
 # Every fuzz target of the module, one at a time, $(FUZZTIME) each
 # (scripts/fuzz.sh; make test already runs their seeds).
@@ -45,6 +47,25 @@ FUZZTIME ?= 20s
 .PHONY: fuzz
 fuzz: deps onnxruntime
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# The container image (podman; docs/deploy.md), IMAGE=name:tag to rename it,
+# MODEL=path/to/model.onnx to bake one model in.
+IMAGE ?= localhost/petbreed:dev
+MODEL ?=
+image: deps onnxruntime
+	IMAGE='$(IMAGE)' MODEL='$(MODEL)' VERSION='$(VERSION)' ./scripts/image.sh
+
+# The image run for real: read-only, no capabilities, uid 65532, on loopback.
+test-image: image
+	IMAGE='$(IMAGE)' ./scripts/test-image.sh
+
+# The Kubernetes and KServe manifests (deploy/) on a real control plane on
+# loopback (etcd, kube-apiserver, -controller-manager, -scheduler, kwok's
+# fake nodes), then the rendered Deployment under podman with the image.
+# The Kubernetes binaries are built once into .cache/kube (minutes, cold).
+.PHONY: test-deploy
+test-deploy: deps image
+	PETBREED_IMAGE='$(IMAGE)' ./scripts/test-deploy.sh
 
 # Benchmarks with the real model and images; figures go to docs/benchmarks.md.
 bench: deps onnxruntime
