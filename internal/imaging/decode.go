@@ -238,12 +238,8 @@ func decodePixels(ctx context.Context, b []byte, format string, opt DecodeOption
 // DecodeCost estimates, from the header alone, the most memory in bytes that
 // decoding b takes (the decoder's buffers and the RGB result), so that a
 // server can admit work by its cost before decoding. It fails as
-// DecodeConfig does.
+// DecodeConfig does. cost.go counts each format's buffers; TestDecodeCost
+// measures real decodes against it.
 func DecodeCost(b []byte) (int64, error) {
-	_, w, h, err := DecodeConfig(b)
-	if err != nil {
-		return 0, err
-	}
-	// Placeholder until each format's buffers are counted: RGBA plus RGB.
-	return int64(w) * int64(h) * 7, nil
+	return decodeCost(b)
 }

@@ -153,9 +153,17 @@ import (
 	"unsafe"
 )
 
-// jpegHeader is what decodeJPEG needs from the frame header before decoding.
+// jpegHeader is what decodeJPEG (and DecodeCost) need from the frame header
+// before decoding.
 type jpegHeader struct {
 	w, h, comps int
+	// progressive: a SOF2, SOF6, SOF10 or SOF14 frame.
+	progressive bool
+	// hs, vs are each component's sampling factors (nil if the frame
+	// header is too short to hold them).
+	hs, vs []int
+	// end is the offset just past the frame header.
+	end int
 }
 
 // readJPEGHeader finds the first SOFn segment and returns the frame's size
@@ -203,7 +211,16 @@ func readJPEGHeader(b []byte) (jpegHeader, error) {
 			if w == 0 || h == 0 {
 				return jpegHeader{}, fmt.Errorf("invalid frame size %dx%d", w, h)
 			}
-			return jpegHeader{w: w, h: h, comps: comps}, nil
+			hdr := jpegHeader{w: w, h: h, comps: comps, end: i + n,
+				progressive: m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE}
+			if n >= 8+3*comps {
+				for c := 0; c < comps; c++ {
+					f := s[7+3*c]
+					hdr.hs = append(hdr.hs, int(f>>4))
+					hdr.vs = append(hdr.vs, int(f&15))
+				}
+			}
+			return hdr, nil
 		}
 		i += n
 	}
