@@ -166,6 +166,11 @@ the same answers in the same order as one unsharded run.`,
 				}
 			}
 			opt := classify.FilesOptions{TopK: topK, BatchSize: batchSize, Decode: dec.options()}
+			// SIGINT or SIGTERM (a Job's pod stopped) ends the run cleanly:
+			// no output file, not even a temporary one.
+			ctx, stop := interruptible(cmd.Context())
+			defer stop()
+			cmd.SetContext(ctx)
 			if outDir == "" {
 				return predict(cmd, cmd.OutOrStdout(), c, files, listErrs, opt, asJSON)
 			}
@@ -250,6 +255,9 @@ func predict(cmd *cobra.Command, stdout io.Writer, c *classify.Classifier, files
 		bar.Finish()
 	}
 	if err != nil {
+		if cmd.Context().Err() != nil {
+			return fmt.Errorf("interrupted: %w", err)
+		}
 		return err
 	}
 	if failed {

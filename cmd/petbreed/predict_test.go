@@ -12,7 +12,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"petbreed/internal/testassets"
 )
@@ -283,5 +285,38 @@ func TestPredictShardsMatchOneRun(t *testing.T) {
 		if !reflect.DeepEqual(w.Predictions, m.Predictions) || w.Width != m.Width || w.Format != m.Format || w.Error != m.Error {
 			t.Errorf("%s: merged %+v, unsharded %+v", w.File, m, w)
 		}
+	}
+}
+
+// TestPredictSIGTERMLeavesNoFile: a shard stopped by SIGTERM (its pod
+// evicted) exits 1 and leaves nothing in the output folder, not even a
+// temporary file, so a rerun or a merge never sees part of a shard.
+func TestPredictSIGTERMLeavesNoFile(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	args := append([]string{"predict", "--threads", "1", "--batch", "1", "--shard", "0/1", "--output", dir}, backboneArgs(t)...)
+	cmd := exec.Command(bin, append(args, testassets.Path(t, "pets-3breeds", "images"))...)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	if !waitFor(t, cmd, exited, globAny(filepath.Join(dir, ".predictions-*"))) {
+		t.Fatalf("no temporary output file while classifying: %s", stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("predict did not stop on SIGTERM")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("exit %d after SIGTERM, stderr %q; want 1 and interrupted", code, stderr.String())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left in the output folder: %v", ents)
 	}
 }
