@@ -15,7 +15,29 @@ import (
 //   - 16-bit RGB(A) keeps the high byte (Pillow's "RGB;16B" unpacker);
 //   - 16-bit grey opens as mode "I" and convert('RGB') clips it to 0..255;
 //   - a palette image takes its palette's colours, transparency ignored.
+//
+// m is consumed: 4- and 8-byte pixels (RGBA, NRGBA, RGBA64, NRGBA64) are
+// packed into RGB in their own buffer, so decoding a truecolour PNG holds
+// 4 (or 8) bytes a pixel at its peak instead of 7 (or 11).
 func toRGB(m image.Image) (*RGB, string) {
+	switch m := m.(type) {
+	case *image.RGBA:
+		if out := packRGB(m.Pix, m.Stride, m.Rect, 4, 1); out != nil {
+			return out, "RGB"
+		}
+	case *image.NRGBA:
+		if out := packRGB(m.Pix, m.Stride, m.Rect, 4, 1); out != nil {
+			return out, "RGBA"
+		}
+	case *image.RGBA64:
+		if out := packRGB(m.Pix, m.Stride, m.Rect, 8, 2); out != nil {
+			return out, "RGB"
+		}
+	case *image.NRGBA64:
+		if out := packRGB(m.Pix, m.Stride, m.Rect, 8, 2); out != nil {
+			return out, "RGBA"
+		}
+	}
 	b := m.Bounds()
 	w, h := b.Dx(), b.Dy()
 	out := NewRGB(w, h)
@@ -83,6 +105,22 @@ func toRGB(m image.Image) (*RGB, string) {
 	return out, "RGB"
 }
 
+// packRGB turns pixels of bpp bytes (samples step bytes apart, the high
+// byte first) into RGB in place, front to back (each pixel's RGB lands at or
+// before where the pixel was read), when the rows are contiguous; nil
+// otherwise.
+func packRGB(pix []uint8, stride int, r image.Rectangle, bpp, step int) *RGB {
+	w, h := r.Dx(), r.Dy()
+	if r.Min != (image.Point{}) || stride != w*bpp || len(pix) < w*h*bpp {
+		return nil
+	}
+	n := w * h
+	for i, o := 0, 0; i < n*bpp; i, o = i+bpp, o+3 {
+		pix[o], pix[o+1], pix[o+2] = pix[i], pix[i+step], pix[i+2*step]
+	}
+	return &RGB{W: w, H: h, Pix: pix[: 3*n : 3*n]}
+}
+
 // copyRGB copies the first three samples of each pixel of src (rows of
 // stride bytes, bpp bytes a pixel, samples step bytes apart) into dst.
 func copyRGB(dst, src []uint8, stride, w, h, bpp, step int) {
@@ -138,9 +176,15 @@ func paletteRGB(pal color.Palette) *[256][3]uint8 {
 // inverted ("CMYK;I", Adobe's convention, which Pillow assumes), then
 // convert('RGB') computes (255-K) - C*(255-K)/255 per channel.
 func cmykToRGB(pix []uint8, w, h int, inverted bool) *RGB {
-	out := NewRGB(w, h)
-	o := out.Pix
-	for i, j := 0, 0; i+3 < len(pix); i, j = i+4, j+3 {
+	return cmykToRGBInPlace(append([]uint8(nil), pix...), w, h, inverted)
+}
+
+// cmykToRGBInPlace is cmykToRGB writing the RGB over the CMYK samples (each
+// pixel's 3 bytes land before its 4 are read again).
+func cmykToRGBInPlace(pix []uint8, w, h int, inverted bool) *RGB {
+	n := w * h
+	o := pix
+	for i, j := 0, 0; i+3 < 4*n; i, j = i+4, j+3 {
 		c, m, y, k := int(pix[i]), int(pix[i+1]), int(pix[i+2]), int(pix[i+3])
 		if inverted {
 			c, m, y, k = 255-c, 255-m, 255-y, 255-k
@@ -150,7 +194,7 @@ func cmykToRGB(pix []uint8, w, h int, inverted bool) *RGB {
 		o[j+1] = clampU8(nk - mulDiv255(m, nk))
 		o[j+2] = clampU8(nk - mulDiv255(y, nk))
 	}
-	return out
+	return &RGB{W: w, H: h, Pix: pix[: 3*n : 3*n]}
 }
 
 // mulDiv255 is Pillow's rounded a*b/255.

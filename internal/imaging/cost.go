@@ -6,7 +6,7 @@ import "encoding/binary"
 // (w×h pixels; TestDecodeCost checks each against a measured decode):
 //
 //   - JPEG: libjpeg's output (w*h*3 bytes, or w*h*4 for CMYK), which is the
-//     RGB result except for CMYK (then w*h*3 more); a multi-scan file
+//     RGB result (CMYK is converted in place); a multi-scan file
 //     (progressive, or a first scan without every component) also holds
 //     the whole image's DCT coefficients, 128 bytes per 8x8 block of each
 //     component after subsampling, the block rows and columns rounded up to
@@ -18,10 +18,12 @@ import "encoding/binary"
 //     depth (Gray 1 byte a pixel, Gray16 2, RGBA and NRGBA 4, RGBA64 and
 //     NRGBA64 8, a tRNS chunk turning grey and truecolour into NRGBA(64),
 //     Paletted 1), twice for an interlaced file (the passes, then the
-//     image), plus the RGB result, plus inflate's tables (a sixth of the
+//     image), plus the RGB result unless the image had 4 or 8 bytes a pixel
+//     (packed into RGB in place), plus inflate's tables (a sixth of the
 //     file's size at most).
 //   - GIF: the first frame's indices (1 byte a pixel) plus the RGB result.
-//   - BMP: Paletted (1 byte a pixel, up to 8 bits) or RGBA (4) plus RGB.
+//   - BMP: Paletted (1 byte a pixel, up to 8 bits) plus RGB, or RGBA (4,
+//     packed in place).
 //   - WebP: YCbCr 4:2:0 (1.5 bytes a pixel), alpha (1 byte, for VP8L or an
 //     ALPH chunk) and the RGB result.
 //
@@ -53,7 +55,11 @@ func decodeCost(b []byte) (int64, error) {
 		// inflate allocates Huffman tables per deflate block: about an
 		// eighth of the compressed size in all (measured; short-lived, but
 		// allocated while the image is being decoded).
-		c = pngImageCost(b, px) + 16*int64(w) + int64(len(b))/6 + goFixedCost + rgb
+		img, packed := pngImageCost(b, px)
+		c = img + 16*int64(w) + int64(len(b))/6 + goFixedCost
+		if !packed {
+			c += rgb
+		}
 	case FormatGIF:
 		c = px + goFixedCost + rgb
 	case FormatBMP:
@@ -63,11 +69,10 @@ func decodeCost(b []byte) (int64, error) {
 		} else if len(b) >= 26 {
 			bpp = int(binary.LittleEndian.Uint16(b[24:])) // OS/2 core header
 		}
-		bytesPerPx := int64(4)
+		c = 4*px + 4*int64(w) + goFixedCost // RGBA, packed in place
 		if bpp <= 8 {
-			bytesPerPx = 1
+			c = px + 4*int64(w) + goFixedCost + rgb // Paletted
 		}
-		c = bytesPerPx*px + 4*int64(w) + goFixedCost + rgb
 	case FormatWebP:
 		c = 3*px/2 + goFixedCost + rgb
 		if webpAlphaPlane(b) {
@@ -85,7 +90,7 @@ func jpegCost(b []byte, hdr jpegHeader) int64 {
 	px := int64(hdr.w) * int64(hdr.h)
 	c := 3*px + jpegFixedCost
 	if hdr.comps == 4 {
-		c = 4*px + 3*px + jpegFixedCost
+		c = 4*px + jpegFixedCost
 	}
 	hs, vs := hdr.hs, hdr.vs
 	if len(hs) == 0 { // a frame header too short for its components: assume 1x1
@@ -144,10 +149,11 @@ func firstScanComponents(b []byte, i int) int {
 	return 0
 }
 
-// pngImageCost is the size of the image Go's PNG decoder allocates.
-func pngImageCost(b []byte, px int64) int64 {
+// pngImageCost is the size of the image Go's PNG decoder allocates, and
+// whether toRGB packs it into RGB in place (4 or 8 bytes a pixel).
+func pngImageCost(b []byte, px int64) (cost int64, packed bool) {
 	if len(b) < 29 {
-		return 8 * px
+		return 8 * px, false
 	}
 	depth, ct, interlaced := b[24], b[25], b[28] == 1
 	trns := false
@@ -188,10 +194,11 @@ func pngImageCost(b []byte, px int64) int64 {
 	default:
 		bpp = 8
 	}
+	packed = bpp >= 4
 	if interlaced {
 		bpp *= 2
 	}
-	return bpp * px
+	return bpp * px, packed
 }
 
 // webpAlphaPlane reports whether a WebP's decoder needs an alpha plane: a

@@ -186,7 +186,7 @@ func TestCostHeaders(t *testing.T) {
 		{"grey+alpha 8", ihdr(8, 4, 0), 4},
 	}
 	for _, tt := range pngs {
-		if got := pngImageCost(tt.b, 100); got != 100*tt.want {
+		if got, _ := pngImageCost(tt.b, 100); got != 100*tt.want {
 			t.Errorf("png %s: %d bytes for 100 pixels, want %d", tt.name, got, 100*tt.want)
 		}
 	}

@@ -205,7 +205,7 @@ func decodePixels(ctx context.Context, b []byte, format string, opt DecodeOption
 			return nil, "", err
 		}
 		if comps == 4 {
-			return cmykToRGB(pix, hdr.w, hdr.h, true), "CMYK", nil
+			return cmykToRGBInPlace(pix, hdr.w, hdr.h, true), "CMYK", nil
 		}
 		mode := "RGB"
 		if hdr.comps == 1 {

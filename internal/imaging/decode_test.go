@@ -360,21 +360,6 @@ func TestCMYKToRGB(t *testing.T) {
 	}
 }
 
-func FuzzDecode(f *testing.F) {
-	for _, name := range []string{"chelsea.png", "cat_720p.jpg", "grace_hopper.bmp"} {
-		if b, err := os.ReadFile(filepath.Join(testassets.Dir(f), "photos", name)); err == nil {
-			f.Add(b[:min(len(b), 4096)])
-		}
-	}
-	f.Add([]byte("GIF89a\x01\x00\x01\x00\x80\x00\x00"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		img, _, err := Decode(b, DecodeOptions{MaxPixels: 1 << 20})
-		if err == nil && (img == nil || len(img.Pix) != img.W*img.H*3) {
-			t.Fatalf("inconsistent image without error")
-		}
-	})
-}
-
 // TestDecodeCMYKJPEG: CMYK and YCCK JPEGs (written by libjpeg with the Adobe
 // marker) decode as Pillow decodes them: samples read as inverted, then
 // (255-K) - C*(255-K)/255.
