@@ -54,10 +54,11 @@ if [ "${KUBE_FORCE:-}" = 1 ] || ! have_all "$tbin" kwok kustomize; then
   log "installing kwok $KWOK_VERSION and kustomize $KUSTOMIZE_VERSION"
   start=$SECONDS
   rm -rf "$tbin.tmp" && mkdir -p "$tbin.tmp"
-  # go install pkg@version ignores the current module, as intended.
-  (cd "$root" && CGO_ENABLED=0 GOBIN="$tbin.tmp" GOFLAGS='' go install -trimpath -ldflags "-s -w" \
-    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
-    "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION")
+  # go install pkg@version ignores the current module, as intended (one
+  # module per call).
+  for pkg in "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"; do
+    (cd "$root" && CGO_ENABLED=0 GOBIN="$tbin.tmp" GOFLAGS='' go install -trimpath -ldflags "-s -w" "$pkg")
+  done
   # kwok needs Stage files (what happens to a fake node and pod); its module
   # ships them, and the module cache is read-only, so copy the three used.
   src="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
