@@ -5,6 +5,9 @@
 # pid (the server's process id while it runs) and child (a background
 # loadgen) and sets shutdown_rc and shutdown_s.
 # shellcheck shell=bash
+# The variables set here are read by the scripts that source this file, and
+# tmp and log are theirs:
+# shellcheck disable=SC2034,SC2154
 
 pid=""   # the server's process id while it runs
 child="" # a loadgen running in the background (see capture)

@@ -62,13 +62,12 @@ capture "$tmp/ready" "$loadgen" -wait "$base/api/health" -pid "$pid" -wait-timeo
   die "the server did not become ready"
 }
 
-declare -A warm=() soak=() before=() after=()
+declare -A soak=() before=() after=()
 say "warm-up: $WARMUP requests at concurrency $C"
 capture "$tmp/warm" "$loadgen" -url "$base/api/predict" -image "$image" -c "$C" -n "$WARMUP" -d "$MAX_TIME" -env || {
   show_log
   die "loadgen failed during the warm-up"
 }
-read_kv warm <"$tmp/warm"
 "$loadgen" -rss "$pid" -env >"$tmp/before"
 read_kv before <"$tmp/before"
 
