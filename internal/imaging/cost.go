@@ -92,16 +92,16 @@ func jpegCost(b []byte, hdr jpegHeader) int64 {
 	if hdr.comps == 4 {
 		c = 4*px + jpegFixedCost
 	}
-	hs, vs := hdr.hs, hdr.vs
-	if len(hs) == 0 { // a frame header too short for its components: assume 1x1
-		hs, vs = make([]int, hdr.comps), make([]int, hdr.comps)
-		for i := range hs {
-			hs[i], vs[i] = 1, 1
-		}
-	}
+	// Sampling factors; 1x1 for a frame header too short for its components.
+	n := max(hdr.comps, len(hdr.compSpecs)/3)
+	hs, vs := make([]int, n), make([]int, n)
 	hmax, vmax := 1, 1
 	for i := range hs {
-		hs[i], vs[i] = max(hs[i], 1), max(vs[i], 1)
+		hs[i], vs[i] = 1, 1
+		if 3*i+1 < len(hdr.compSpecs) {
+			f := hdr.compSpecs[3*i+1]
+			hs[i], vs[i] = max(int(f>>4), 1), max(int(f&15), 1)
+		}
 		hmax, vmax = max(hmax, hs[i]), max(vmax, vs[i])
 	}
 	c += 40 * int64(hdr.w) * int64(len(hs)) // row buffers

@@ -226,8 +226,8 @@ func FuzzReadJPEGHeader(f *testing.F) {
 		if hdr.w <= 0 || hdr.h <= 0 || hdr.end > len(b) {
 			t.Fatalf("header %+v from %d bytes", hdr, len(b))
 		}
-		if hdr.hs != nil && (len(hdr.hs) != hdr.comps || len(hdr.vs) != hdr.comps) {
-			t.Fatalf("%d sampling factors for %d components", len(hdr.hs), hdr.comps)
+		if hdr.compSpecs != nil && len(hdr.compSpecs) != 3*hdr.comps {
+			t.Fatalf("%d bytes of component specifications for %d components", len(hdr.compSpecs), hdr.comps)
 		}
 		if n := firstScanComponents(b, hdr.end); n < 0 || n > 255 {
 			t.Fatalf("first scan has %d components", n)

@@ -159,9 +159,10 @@ type jpegHeader struct {
 	w, h, comps int
 	// progressive: a SOF2, SOF6, SOF10 or SOF14 frame.
 	progressive bool
-	// hs, vs are each component's sampling factors (nil if the frame
-	// header is too short to hold them).
-	hs, vs []int
+	// compSpecs are the frame header's 3-byte component specifications
+	// (id, sampling factors H<<4|V, quantisation table), in b; nil if the
+	// header is too short to hold them.
+	compSpecs []byte
 	// end is the offset just past the frame header.
 	end int
 }
@@ -214,11 +215,7 @@ func readJPEGHeader(b []byte) (jpegHeader, error) {
 			hdr := jpegHeader{w: w, h: h, comps: comps, end: i + n,
 				progressive: m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE}
 			if n >= 8+3*comps {
-				for c := 0; c < comps; c++ {
-					f := s[7+3*c]
-					hdr.hs = append(hdr.hs, int(f>>4))
-					hdr.vs = append(hdr.vs, int(f&15))
-				}
+				hdr.compSpecs = s[6 : 6+3*comps : 6+3*comps]
 			}
 			return hdr, nil
 		}
