@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"petbreed/internal/classify"
-	"petbreed/internal/imaging"
 	"petbreed/internal/serve"
 )
 
@@ -24,33 +23,38 @@ import (
 type serveFlags struct {
 	model, addr, labels, tracking, logFormat string
 	maxBatch, threads, queue                 int
-	maxDelay, poll                           time.Duration
-	maxBody                                  string
+	maxDelay, poll, decodeTimeout, drainTime time.Duration
+	maxBody, memoryBudget                    string
 	maxPixels                                int64
 }
 
 // serveEnv maps flags to their environment variables.
 var serveEnv = map[string]string{
-	"model":     "PETBREED_MODEL",
-	"addr":      "PETBREED_ADDR",
-	"max-batch": "PETBREED_MAX_BATCH",
-	"max-delay": "PETBREED_MAX_DELAY",
-	"threads":   "PETBREED_THREADS",
-	"queue":     "PETBREED_QUEUE",
-	"max-body":  "PETBREED_MAX_BODY",
-	"poll":      "PETBREED_POLL",
-	"labels":    "PETBREED_LABELS",
+	"model":          "PETBREED_MODEL",
+	"addr":           "PETBREED_ADDR",
+	"max-batch":      "PETBREED_MAX_BATCH",
+	"max-delay":      "PETBREED_MAX_DELAY",
+	"threads":        "PETBREED_THREADS",
+	"queue":          "PETBREED_QUEUE",
+	"max-body":       "PETBREED_MAX_BODY",
+	"poll":           "PETBREED_POLL",
+	"labels":         "PETBREED_LABELS",
+	"max-pixels":     "PETBREED_MAX_PIXELS",
+	"memory-budget":  "PETBREED_MEMORY_BUDGET",
+	"decode-timeout": "PETBREED_DECODE_TIMEOUT",
+	"drain-timeout":  "PETBREED_DRAIN_TIMEOUT",
 }
 
 func newServeCmd() *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
-		Use:   "serve [--model URI] [--addr HOST:PORT] [--max-batch 32] [--max-delay 2ms] [--threads N]",
+		Use:   "serve [--model URI] [--addr HOST:PORT] [--max-batch 12] [--max-delay 2ms] [--threads N] [--memory-budget 512MiB]",
 		Short: "Serve a model over HTTP: the REST API, KServe V2, metrics, hot reload",
 		Long: `serve answers classification requests over HTTP:
 
-  GET  /                      a web page (placeholder)
-  GET  /api/health            status and the model served (503 until it is loaded)
+  GET  /                      the web page (classify, what the model sees, experiments, registry)
+  GET  /api/health            status and the model served (503 until it is loaded; file
+                              paths only with the admin token)
   GET  /api/classes           the classes
   POST /api/predict           an image (multipart field "file", or the body) to its breed
   POST /api/resize            the image resized (?width=&height=[&format=&filter=&quality=])
@@ -63,17 +67,34 @@ func newServeCmd() *cobra.Command {
 
 Concurrent requests share model runs (dynamic batching: up to --max-batch
 images, waiting at most --max-delay); beyond --queue images admitted at once,
-requests get 503 at once. A models:/NAME@ALIAS model is reloaded when the
-alias moves (checked every --poll) or on POST /admin/reload with
-"Authorization: Bearer $PETBREED_ADMIN_TOKEN"; a model that fails to load
-leaves the old one serving. SIGINT or SIGTERM stops accepting connections,
-lets the requests in flight finish, and exits 0.
+requests get 503 at once.
+
+Hostile input is bounded: bodies over --max-body get 413; a raw body or
+multipart file that is not an image is refused from its first bytes (415);
+images over --max-pixels (25 M by default: a 6000x4000 photo passes) and
+progressive JPEGs of more than 100 scans get 422; one image's decoding stops
+after --decode-timeout (422 "decode timeout") or when its client goes away.
+The memory that requests hold at once (bodies as they are read, decoded
+images by the cost their header declares, tensors, resize outputs) is
+bounded by --memory-budget: beyond it a request waits briefly, then gets 503
+with Retry-After; one that alone needs more gets 413 (a body) or 422 (an
+image) at once.
+
+A models:/NAME@ALIAS model is reloaded when the alias moves (checked every
+--poll) or on POST /admin/reload with "Authorization: Bearer
+$PETBREED_ADMIN_TOKEN"; a model that fails to load leaves the old one
+serving. SIGINT or SIGTERM stops accepting connections
+and lets the requests in flight finish for up to --drain-timeout; requests
+still running then are cancelled (their decodes stop) and their connections
+closed, the process waits at most 2 s more for them, and exits 0 either way
+(the log says "requests_cut_off":true when it cut any off).
 
 Each flag can come from the environment (for containers): PETBREED_MODEL,
 PETBREED_ADDR, PETBREED_MAX_BATCH, PETBREED_MAX_DELAY, PETBREED_THREADS,
-PETBREED_QUEUE, PETBREED_MAX_BODY, PETBREED_POLL, PETBREED_LABELS; models:/
-URIs are resolved in $MLFLOW_TRACKING_URI. A flag given on the command line
-wins over the environment. Unless GOGC is set, the Go heap is collected at
+PETBREED_QUEUE, PETBREED_MAX_BODY, PETBREED_POLL, PETBREED_LABELS,
+PETBREED_MAX_PIXELS, PETBREED_MEMORY_BUDGET, PETBREED_DECODE_TIMEOUT,
+PETBREED_DRAIN_TIMEOUT; models:/ URIs are resolved in $MLFLOW_TRACKING_URI.
+A flag given on the command line wins over the environment. Unless GOGC is set, the Go heap is collected at
 50% growth (GOGC=50) to keep the server's memory small.`,
 		Example: `  petbreed serve                                   # models:/pet-breed@champion from $MLFLOW_TRACKING_URI
   petbreed serve --model model.onnx --addr :8000
@@ -144,7 +165,10 @@ wins over the environment. Unless GOGC is set, the Go heap is collected at
 	fs.DurationVar(&f.poll, "poll", serve.DefaultPoll, "how often to check a models:/NAME@ALIAS alias for a new version (0: never) [$PETBREED_POLL]")
 	fs.StringVar(&f.labels, "labels", "", "class names: one a line, or JSON {\"classes\": [...]} (default: the model's own) [$PETBREED_LABELS]")
 	fs.StringVar(&f.tracking, "tracking", "", "MLflow tracking URI or folder (default $MLFLOW_TRACKING_URI, else ./mlruns)")
-	fs.Int64Var(&f.maxPixels, "max-pixels", imaging.DefaultMaxPixels, "refuse images with more pixels than this (422)")
+	fs.Int64Var(&f.maxPixels, "max-pixels", serve.DefaultMaxPixels, "refuse images whose header declares more pixels than this (422) [$PETBREED_MAX_PIXELS]")
+	fs.StringVar(&f.memoryBudget, "memory-budget", "512MiB", "most memory that requests hold at once, by declared cost (bodies, decoded images, tensors): bytes, or with KiB, MiB, GiB [$PETBREED_MEMORY_BUDGET]")
+	fs.DurationVar(&f.decodeTimeout, "decode-timeout", serve.DefaultDecodeTimeout, "longest decoding of one image, beyond which it stops (422) [$PETBREED_DECODE_TIMEOUT]")
+	fs.DurationVar(&f.drainTime, "drain-timeout", serve.DefaultDrainTimeout, "how long SIGTERM waits for requests in flight before cancelling them [$PETBREED_DRAIN_TIMEOUT]")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format on stderr: json or text")
 	return cmd
 }
@@ -169,6 +193,19 @@ func (f *serveFlags) config() (serve.Config, error) {
 	if err != nil {
 		return serve.Config{}, usagef("--max-body: %v", err)
 	}
+	budget, err := parseSize(f.memoryBudget)
+	if err != nil {
+		return serve.Config{}, usagef("--memory-budget: %v", err)
+	}
+	if maxBody > budget {
+		return serve.Config{}, usagef("--max-body %s is over --memory-budget %s", f.maxBody, f.memoryBudget)
+	}
+	if f.maxPixels < 1 {
+		return serve.Config{}, usagef("--max-pixels %d: must be at least 1", f.maxPixels)
+	}
+	if f.decodeTimeout <= 0 || f.drainTime <= 0 {
+		return serve.Config{}, usagef("--decode-timeout and --drain-timeout must be positive")
+	}
 	if f.maxBatch < 1 {
 		return serve.Config{}, usagef("--max-batch %d: must be at least 1", f.maxBatch)
 	}
@@ -176,17 +213,20 @@ func (f *serveFlags) config() (serve.Config, error) {
 		return serve.Config{}, usagef("--queue and --threads must not be negative")
 	}
 	cfg := serve.Config{
-		Model:       f.model,
-		TrackingURI: trackingURI(f.tracking),
-		MaxBatch:    f.maxBatch,
-		MaxDelay:    f.maxDelay,
-		Queue:       f.queue,
-		Threads:     f.threads,
-		MaxBody:     maxBody,
-		MaxPixels:   f.maxPixels,
-		Poll:        f.poll,
-		AdminToken:  os.Getenv("PETBREED_ADMIN_TOKEN"),
-		Version:     version,
+		Model:         f.model,
+		TrackingURI:   trackingURI(f.tracking),
+		MaxBatch:      f.maxBatch,
+		MaxDelay:      f.maxDelay,
+		Queue:         f.queue,
+		Threads:       f.threads,
+		MaxBody:       maxBody,
+		MaxPixels:     f.maxPixels,
+		MemoryBudget:  budget,
+		DecodeTimeout: f.decodeTimeout,
+		DrainTimeout:  f.drainTime,
+		Poll:          f.poll,
+		AdminToken:    os.Getenv("PETBREED_ADMIN_TOKEN"),
+		Version:       version,
 	}
 	if f.maxDelay == 0 {
 		cfg.MaxDelay = -1 // no waiting

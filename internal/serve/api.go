@@ -19,6 +19,8 @@ import (
 // The original project's endpoints, under /api, done right: the image type
 // is read from the bytes, sizes are the true ones, errors have their status.
 
+// handleIndex serves the placeholder page (web/index.html) when no web
+// page is mounted.
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	b, err := webFS.ReadFile("web/index.html")
 	if err != nil {
@@ -42,12 +44,26 @@ type healthAnswer struct {
 	LastReloadError *reloadError `json:"last_reload_error,omitempty"`
 }
 
+// handleHealth answers the server's status. The model's file and URI
+// paths, and the paths in a reload error, are for the admin (a request with
+// the admin token) and the log only: other clients see the model's name,
+// version, file name and sha256 prefix, and the error with each path cut
+// to its base name.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	a := healthAnswer{UptimeSeconds: time.Since(s.started).Seconds(), LastReloadError: s.lastErr.Load()}
+	admin := s.isAdmin(r)
 	m := s.current()
 	if m != nil {
 		info := m.info()
+		if !admin {
+			info = info.public()
+		}
 		a.Model = &info
+	}
+	if a.LastReloadError != nil && !admin {
+		e := *a.LastReloadError
+		e.Message = redactPaths(e.Message)
+		a.LastReloadError = &e
 	}
 	status := http.StatusOK
 	switch {
@@ -111,7 +127,9 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		k = n
 	}
 	k = min(k, len(m.classes))
-	body, filename, err := s.readImage(w, r)
+	ch := s.budget.newCharge(r.Context())
+	defer ch.release()
+	body, filename, err := s.readImage(w, r, ch)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -122,7 +140,7 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusBadRequest, "no image", "the body is empty: send the image as the body or as the multipart field \"file\""))
 		return
 	}
-	probs, err := s.classifyImages(r.Context(), m, [][]byte{body.Bytes()})
+	probs, err := s.classifyImages(r.Context(), m, ch, [][]byte{body.Bytes()})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -208,11 +226,11 @@ func setSizeHeaders(h http.Header, prefix string, w, ht int) {
 	h.Set(prefix+"-Height", strconv.Itoa(ht))
 }
 
-// decodeUpload reads and decodes the uploaded image. On success it holds a
-// decoding place (acquirePrep) for the caller's transforms: the caller
-// releases it.
-func (s *Server) decodeUpload(w http.ResponseWriter, r *http.Request) (*imaging.RGB, imaging.Info, error) {
-	body, _, err := s.readImage(w, r)
+// decodeUpload reads and decodes the uploaded image, charging ch. On
+// success it holds a decoding place (acquirePrep) for the caller's
+// transforms: the caller releases it.
+func (s *Server) decodeUpload(w http.ResponseWriter, r *http.Request, ch *charge) (*imaging.RGB, imaging.Info, error) {
+	body, _, err := s.readImage(w, r, ch)
 	if err != nil {
 		return nil, imaging.Info{}, err
 	}
@@ -223,10 +241,10 @@ func (s *Server) decodeUpload(w http.ResponseWriter, r *http.Request) (*imaging.
 	if err := s.acquirePrep(r.Context()); err != nil {
 		return nil, imaging.Info{}, err
 	}
-	img, info, err := imaging.Decode(body.Bytes(), imaging.DecodeOptions{MaxPixels: s.cfg.MaxPixels})
+	img, info, _, err := s.decode(r.Context(), ch, body.Bytes())
 	if err != nil {
 		s.releasePrep()
-		return nil, info, imageError(err)
+		return nil, info, err
 	}
 	return img, info, nil
 }
@@ -272,7 +290,18 @@ func (s *Server) handleResize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badParam("format=%q: want png or jpeg", format))
 		return
 	}
-	img, info, err := s.decodeUpload(w, r)
+	ch := s.budget.newCharge(r.Context())
+	defer ch.release()
+	// The output image, its RGBA copy for the encoder and the encoded bytes.
+	if err := ch.grow(int64(width) * int64(height) * 11); err != nil {
+		var ob errOverBudget
+		if errors.As(err, &ob) {
+			err = badParam("%dx%d: the output %v", width, height, ob)
+		}
+		writeError(w, err)
+		return
+	}
+	img, info, err := s.decodeUpload(w, r, ch)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -363,7 +392,9 @@ func (s *Server) handlePreprocess(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pre.Grayscale = gray
-	img, info, err := s.decodeUpload(w, r)
+	ch := s.budget.newCharge(r.Context())
+	defer ch.release()
+	img, info, err := s.decodeUpload(w, r, ch)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -446,6 +477,16 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 	}{"reloaded", res})
 }
 
+// isAdmin reports whether r bears the admin token (never, when none is
+// configured), without answering.
+func (s *Server) isAdmin(r *http.Request) bool {
+	if s.cfg.AdminToken == "" {
+		return false
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.AdminToken)) == 1
+}
+
 // authorized checks the admin token; without one configured the admin
 // endpoints do not exist (404).
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
@@ -453,8 +494,7 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, errorf(http.StatusNotFound, "not found", "the admin endpoints are off (no admin token configured)"))
 		return false
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.AdminToken)) != 1 {
+	if !s.isAdmin(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="petbreed admin"`)
 		writeError(w, errorf(http.StatusUnauthorized, "unauthorized", "an admin token is needed: Authorization: Bearer TOKEN"))
 		return false

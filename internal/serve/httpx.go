@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"mime"
-	"mime/multipart"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -34,11 +32,14 @@ func badParam(format string, args ...any) *apiError {
 var errNotReady = &apiError{Status: http.StatusServiceUnavailable, Msg: "not ready", Detail: "the model is loading"}
 
 // imageError maps a decoding error to its status: 415 not an image, 422 an
-// image that cannot be decoded or is over the pixel limit.
+// image that cannot be decoded, is over the pixel limit or has too many
+// scans (a progressive JPEG).
 func imageError(err error) *apiError {
 	switch {
 	case errors.Is(err, imaging.ErrUnsupported):
 		return &apiError{Status: http.StatusUnsupportedMediaType, Msg: "not an image", Detail: err.Error()}
+	case errors.Is(err, imaging.ErrTooManyScans):
+		return &apiError{Status: http.StatusUnprocessableEntity, Msg: "too many scans", Detail: err.Error()}
 	case errors.Is(err, imaging.ErrPixelLimit):
 		return &apiError{Status: http.StatusUnprocessableEntity, Msg: "image over the pixel limit", Detail: err.Error()}
 	case errors.Is(err, imaging.ErrCorrupt):
@@ -83,20 +84,6 @@ func putBody(b *bytes.Buffer) {
 	}
 }
 
-// readAll reads r (limited by http.MaxBytesReader) into a pooled buffer;
-// size is the expected length when known (Content-Length), or -1.
-func readAll(r io.Reader, size int64) (*bytes.Buffer, error) {
-	buf := bodyPool.Get().(*bytes.Buffer)
-	if size > 0 {
-		buf.Grow(int(size) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(r); err != nil {
-		putBody(buf)
-		return nil, bodyError(err)
-	}
-	return buf, nil
-}
-
 // bodyError maps a failure to read the body: 413 over the limit, 400 else.
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
@@ -106,10 +93,20 @@ func bodyError(err error) error {
 	return errorf(http.StatusBadRequest, "cannot read the body", "%v", err)
 }
 
+// closeOnError closes the request's body when *err is set: a body refused
+// before it is read whole is not read further (net/http would otherwise
+// read up to 256 KiB more of it before answering, to keep the connection).
+func closeOnError(r *http.Request, err *error) {
+	if *err != nil {
+		r.Body.Close()
+	}
+}
+
 // limitBody refuses a declared length over the limit at once, and bounds
 // the body as it is read.
 func (s *Server) limitBody(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > s.cfg.MaxBody {
+		r.Body.Close()
 		return errorf(http.StatusRequestEntityTooLarge, "payload too large",
 			"the body is %d bytes, over the limit of %d", r.ContentLength, s.cfg.MaxBody)
 	}
@@ -127,59 +124,26 @@ func (s *Server) limitBody(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// readImage reads an uploaded image: the multipart/form-data field "file"
-// (as the original API takes it), or else the whole body. The content type
-// only tells the envelope; the image's type is read from its bytes later.
-func (s *Server) readImage(w http.ResponseWriter, r *http.Request) (data *bytes.Buffer, filename string, err error) {
+// readImage reads an uploaded image, charging its bytes to ch: the
+// multipart/form-data field "file" (as the original API takes it), or else
+// the whole body. The content type only tells the envelope; the image's
+// type is read from its first bytes, before the rest is read.
+func (s *Server) readImage(w http.ResponseWriter, r *http.Request, ch *charge) (data *bytes.Buffer, filename string, err error) {
 	if err := s.limitBody(w, r); err != nil {
 		return nil, "", err
 	}
+	defer closeOnError(r, &err)
 	filename = r.URL.Query().Get("filename")
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
-		if params["boundary"] == "" {
-			return nil, "", errorf(http.StatusBadRequest, "bad multipart body", "no boundary in the content type")
+		buf, fn, err := readMultipartImage(r.Body, params["boundary"], r.ContentLength, ch)
+		if fn != "" {
+			filename = fn
 		}
-		mr := multipart.NewReader(r.Body, params["boundary"])
-		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				return nil, "", errorf(http.StatusBadRequest, "bad multipart body", `no field "file" (the image)`)
-			}
-			if err != nil {
-				return nil, "", multipartError(err)
-			}
-			if part.FormName() != "file" {
-				part.Close()
-				continue
-			}
-			if fn := part.FileName(); fn != "" {
-				filename = fn
-			}
-			buf, err := readAll(part, -1)
-			if err != nil {
-				return nil, "", multipartError(err)
-			}
-			return buf, filename, nil
-		}
+		return buf, filename, err
 	}
-	buf, err := readAll(r.Body, r.ContentLength)
-	if err != nil {
-		return nil, "", err
-	}
-	return buf, filename, nil
-}
-
-func multipartError(err error) error {
-	var mbe *http.MaxBytesError
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.As(err, &mbe):
-		return bodyError(err)
-	}
-	return errorf(http.StatusBadRequest, "bad multipart body", "%v", err)
+	buf, err := readRawImage(r.Body, r.ContentLength, ch)
+	return buf, filename, err
 }
 
 // statusWriter records what a handler answered, for the log and metrics.

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -43,22 +44,67 @@ func (s *Server) acquirePrep(ctx context.Context) error {
 
 func (s *Server) releasePrep() { <-s.prepSem }
 
+// decode decodes one image for a request holding a decoding place: its
+// header is checked against the pixel limit, its decoding cost (from the
+// header) is charged to ch, and it is decoded with a deadline of
+// DecodeTimeout tied to ctx (the decoder stops when either ends). cost is
+// what was charged: the caller gives it back (ch.shrink) once it no longer
+// holds the decoded image.
+func (s *Server) decode(ctx context.Context, ch *charge, data []byte) (img *imaging.RGB, info imaging.Info, cost int64, err error) {
+	_, w, h, err := imaging.DecodeConfig(data)
+	if err != nil {
+		return nil, info, 0, imageError(err)
+	}
+	if px := int64(w) * int64(h); px > s.cfg.MaxPixels {
+		return nil, info, 0, imageError(fmt.Errorf("%w: %dx%d is %d pixels, over the pixel limit of %d",
+			imaging.ErrPixelLimit, w, h, px, s.cfg.MaxPixels))
+	}
+	cost, err = imaging.DecodeCost(data)
+	if err != nil {
+		return nil, info, 0, imageError(err)
+	}
+	if err := ch.grow(cost); err != nil {
+		var ob errOverBudget
+		if errors.As(err, &ob) {
+			return nil, info, 0, errorf(http.StatusUnprocessableEntity, "image over the memory budget",
+				"decoding this %dx%d image %v", w, h, ob)
+		}
+		return nil, info, 0, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DecodeTimeout)
+	defer cancel()
+	t0 := time.Now()
+	img, info, err = imaging.DecodeContext(dctx, data, imaging.DecodeOptions{MaxPixels: s.cfg.MaxPixels})
+	s.metrics.observeStage(iDecode, time.Since(t0))
+	if err != nil {
+		ch.shrink(cost)
+		switch {
+		case ctx.Err() != nil:
+			return nil, info, 0, ctx.Err() // the client went away, or the server is stopping
+		case errors.Is(err, context.DeadlineExceeded) || dctx.Err() != nil:
+			return nil, info, 0, errorf(http.StatusUnprocessableEntity, "decode timeout",
+				"decoding the image took longer than the server's limit of %v", s.cfg.DecodeTimeout)
+		}
+		return nil, info, 0, imageError(err)
+	}
+	return img, info, cost, nil
+}
+
 // prepare decodes one image and applies the model's preprocessing (resize,
 // crop; the batcher normalises). At most GOMAXPROCS images are prepared at
 // once: more would only share the same cores, and hold more decoded images
 // in memory.
-func (s *Server) prepare(ctx context.Context, m *model, data []byte) (*imaging.RGB, error) {
+func (s *Server) prepare(ctx context.Context, m *model, ch *charge, data []byte) (*imaging.RGB, error) {
 	if err := s.acquirePrep(ctx); err != nil {
 		return nil, err
 	}
 	defer s.releasePrep()
-	t0 := time.Now()
-	img, _, err := imaging.Decode(data, imaging.DecodeOptions{MaxPixels: s.cfg.MaxPixels})
-	t1 := time.Now()
-	s.metrics.observeStage(iDecode, t1.Sub(t0))
+	img, _, cost, err := s.decode(ctx, ch, data)
 	if err != nil {
-		return nil, imageError(err)
+		return nil, err
 	}
+	defer ch.shrink(cost) // the decoded image is dropped on return
+	t1 := time.Now()
 	seen, err := imaging.Apply(img, m.pre)
 	if err != nil {
 		return nil, imageError(err)
@@ -72,10 +118,10 @@ func (s *Server) prepare(ctx context.Context, m *model, data []byte) (*imaging.R
 
 // prepareAll prepares images, several at once when there are several; it
 // returns the first error.
-func (s *Server) prepareAll(ctx context.Context, m *model, images [][]byte) ([]*imaging.RGB, error) {
+func (s *Server) prepareAll(ctx context.Context, m *model, ch *charge, images [][]byte) ([]*imaging.RGB, error) {
 	out := make([]*imaging.RGB, len(images))
 	if len(images) == 1 {
-		img, err := s.prepare(ctx, m, images[0])
+		img, err := s.prepare(ctx, m, ch, images[0])
 		out[0] = img
 		return out, err
 	}
@@ -90,7 +136,7 @@ func (s *Server) prepareAll(ctx context.Context, m *model, images [][]byte) ([]*
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				out[i], errs[i] = s.prepare(ctx, m, images[i])
+				out[i], errs[i] = s.prepare(ctx, m, ch, images[i])
 			}
 		})
 	}
@@ -126,12 +172,12 @@ func (s *Server) run(m *model, j *job) ([][]float32, error) {
 }
 
 // classifyImages admits, prepares and runs encoded images on m.
-func (s *Server) classifyImages(ctx context.Context, m *model, images [][]byte) ([][]float32, error) {
+func (s *Server) classifyImages(ctx context.Context, m *model, ch *charge, images [][]byte) ([][]float32, error) {
 	n := len(images)
 	if !s.admit(n) {
 		return nil, errOverloadedAPI
 	}
-	prepared, err := s.prepareAll(ctx, m, images)
+	prepared, err := s.prepareAll(ctx, m, ch, images)
 	if err != nil {
 		s.preparing.Add(-int64(n))
 		s.admitted.Add(-int64(n))

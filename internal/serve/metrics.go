@@ -39,7 +39,7 @@ type metrics struct {
 // Latency buckets from 0.5 ms to 10 s.
 var latencyBuckets = []float64{.0005, .001, .002, .004, .006, .008, .01, .015, .02, .03, .05, .075, .1, .15, .25, .5, 1, 2.5, 5, 10}
 
-func newMetrics(queued, admitted func() float64) *metrics {
+func newMetrics(queued, admitted, budgetInUse func() float64, budgetLimit float64) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "petbreed_http_requests_total",
@@ -77,7 +77,7 @@ func newMetrics(queued, admitted func() float64) *metrics {
 	}, []string{"result"})
 	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "petbreed_overload_rejections_total",
-		Help: "Requests refused with 503 because the queue was full.",
+		Help: "Requests refused with 503 because the queue was full or the memory budget stayed in use.",
 	})
 	m.images = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "petbreed_images_total",
@@ -93,6 +93,14 @@ func newMetrics(queued, admitted func() float64) *metrics {
 			Name: "petbreed_queue_admitted",
 			Help: "Images admitted and not yet answered (being prepared, waiting or running); bounded by --queue.",
 		}, admitted),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petbreed_memory_budget_bytes_in_use",
+			Help: "Bytes of the memory budget held by requests (bodies, decoded images, tensors, outputs), by their declared cost.",
+		}, budgetInUse),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "petbreed_memory_budget_bytes",
+			Help: "The memory budget (--memory-budget).",
+		}, func() float64 { return budgetLimit }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

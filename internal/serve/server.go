@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,7 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"petbreed/internal/imaging"
 	"petbreed/internal/tracking"
 )
 
@@ -37,6 +38,18 @@ const (
 	// DefaultDrainTimeout bounds how long Run waits for requests in flight
 	// when it stops.
 	DefaultDrainTimeout = 30 * time.Second
+	// DefaultMaxPixels is the server's pixel limit, lower than Pillow's
+	// (imaging.DefaultMaxPixels, 89 M): a 6000 x 4000 photo passes, and a
+	// small file cannot make one decode take more than a few hundred MB.
+	DefaultMaxPixels = 25_000_000
+	// DefaultMemoryBudget bounds the memory that requests hold at once
+	// (bodies, decoded images, tensors), by their declared cost.
+	DefaultMemoryBudget = 512 << 20
+	// DefaultBudgetWait is how long a request waits for room in the memory
+	// budget before it gets 503.
+	DefaultBudgetWait = 500 * time.Millisecond
+	// DefaultDecodeTimeout bounds one image's decoding.
+	DefaultDecodeTimeout = 5 * time.Second
 )
 
 // Config configures a Server. Only Model is required.
@@ -49,7 +62,7 @@ type Config struct {
 	TrackingURI string
 	// Labels, when set, name the classes instead of the model's metadata.
 	Labels []string
-	// MaxBatch is the most images in one model run (default 32); MaxDelay is
+	// MaxBatch is the most images in one model run (default 12); MaxDelay is
 	// the longest the first request of a batch waits for others (default
 	// 2 ms; negative: never wait).
 	MaxBatch int
@@ -60,10 +73,24 @@ type Config struct {
 	// Threads is ONNX Runtime's intra-op thread count (0: one per core).
 	Threads int
 	// MaxBody bounds request bodies, in bytes (default 10 MiB): 413 beyond.
+	// It must not exceed MemoryBudget.
 	MaxBody int64
 	// MaxPixels refuses images whose header declares more pixels (422);
-	// 0 means Pillow's limit, imaging.DefaultMaxPixels.
+	// 0 means DefaultMaxPixels (25 M).
 	MaxPixels int64
+	// MemoryBudget bounds the bytes that requests hold at once, each
+	// admitted by its declared cost before it is allocated: bodies as they
+	// are read (Content-Length when given), decoded images (from their
+	// header), tensors and resize outputs. Default 512 MiB. Work beyond it
+	// waits up to BudgetWait (default 500 ms; negative: no wait) and then
+	// gets 503; a request that alone is over it gets 413 (a body) or 422
+	// (an image) at once.
+	MemoryBudget int64
+	BudgetWait   time.Duration
+	// DecodeTimeout bounds the decoding of one image (default 5 s): 422
+	// "decode timeout" beyond. The decode also stops when its client goes
+	// away.
+	DecodeTimeout time.Duration
 	// MaxResizePixels bounds /api/resize's output size (default 4096 x 4096).
 	MaxResizePixels int
 	// Poll is how often a models:/NAME@ALIAS model's alias is checked for a
@@ -118,7 +145,25 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("serve: max body %d must be positive", c.MaxBody)
 	}
 	if c.MaxPixels == 0 {
-		c.MaxPixels = imaging.DefaultMaxPixels
+		c.MaxPixels = DefaultMaxPixels
+	}
+	if c.MemoryBudget == 0 {
+		c.MemoryBudget = DefaultMemoryBudget
+	}
+	if c.MemoryBudget < 1 {
+		return fmt.Errorf("serve: memory budget %d must be positive", c.MemoryBudget)
+	}
+	if c.MaxBody > c.MemoryBudget {
+		return fmt.Errorf("serve: max body %d is over the memory budget %d: no body that large could be read", c.MaxBody, c.MemoryBudget)
+	}
+	if c.BudgetWait == 0 {
+		c.BudgetWait = DefaultBudgetWait
+	}
+	if c.DecodeTimeout == 0 {
+		c.DecodeTimeout = DefaultDecodeTimeout
+	}
+	if c.DecodeTimeout < 0 {
+		return fmt.Errorf("serve: decode timeout %v must be positive", c.DecodeTimeout)
 	}
 	if c.MaxResizePixels <= 0 {
 		c.MaxResizePixels = DefaultMaxResizePixels
@@ -164,6 +209,7 @@ type Server struct {
 	queued     atomic.Int64  // images waiting in a batcher's channel
 	admitted   atomic.Int64  // images admitted and not yet answered
 	prepSem    chan struct{} // bounds the images being decoded and preprocessed at once
+	budget     *budget       // the memory that requests hold
 	reqCounter atomic.Uint64
 	reqPrefix  string
 
@@ -194,11 +240,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), reqPrefix: newRequestPrefix(),
-		prepSem: make(chan struct{}, runtime.GOMAXPROCS(0))}
+		prepSem: make(chan struct{}, runtime.GOMAXPROCS(0)), budget: newBudget(cfg.MemoryBudget, cfg.BudgetWait)}
 	s.metrics = newMetrics(
 		func() float64 { return float64(s.queued.Load()) },
 		func() float64 { return float64(s.admitted.Load()) },
+		func() float64 { return float64(s.budget.inUse()) },
+		float64(cfg.MemoryBudget),
 	)
+	s.budget.onBusy = s.metrics.rejected.Inc
 	s.handler = s.routesHandler()
 	return s, nil
 }
@@ -293,20 +342,45 @@ func (s *Server) current() *model {
 	return s.cur
 }
 
-// ModelInfo describes the model being served.
+// ModelInfo describes the model being served. URI and Path are where it
+// comes from on the server's disk: public omits them (or keeps a URI that
+// is not a path).
 type ModelInfo struct {
 	Name     string    `json:"name"`
 	Version  string    `json:"version"`
-	URI      string    `json:"uri"`
-	Path     string    `json:"path"`
+	URI      string    `json:"uri,omitempty"`
+	Path     string    `json:"path,omitempty"`
+	File     string    `json:"file"` // the ONNX file's base name
 	Classes  int       `json:"classes"`
 	Loaded   time.Time `json:"loaded_at"`
 	LoadSecs float64   `json:"load_seconds"`
 }
 
 func (m *model) info() ModelInfo {
-	return ModelInfo{Name: m.name, Version: m.version, URI: m.uri, Path: m.path, Classes: len(m.classes),
-		Loaded: m.loaded, LoadSecs: m.loadDur.Seconds()}
+	return ModelInfo{Name: m.name, Version: m.version, URI: m.uri, Path: m.path, File: filepath.Base(m.path),
+		Classes: len(m.classes), Loaded: m.loaded, LoadSecs: m.loadDur.Seconds()}
+}
+
+// public is the information for clients without the admin token: no
+// paths of the server's disk.
+func (i ModelInfo) public() ModelInfo {
+	i.Path = ""
+	if !strings.HasPrefix(i.URI, "models:/") && !strings.HasPrefix(i.URI, "runs:/") {
+		i.URI = "" // a file path
+	}
+	return i
+}
+
+// pathRe matches the absolute paths in a message: a slash then anything up
+// to a space, quote, colon or comma.
+var pathRe = regexp.MustCompile(`(^|[\s"'(=])(/[^\s"':,()]+)`)
+
+// redactPaths cuts every absolute path in msg to its base name.
+func redactPaths(msg string) string {
+	return pathRe.ReplaceAllStringFunc(msg, func(m string) string {
+		i := strings.IndexByte(m, '/')
+		return m[:i] + ".../" + filepath.Base(m[i:])
+	})
 }
 
 // Model describes the model being served; ok is false before the first load.
@@ -440,13 +514,24 @@ func (s *Server) checkAlias(ref modelRef) {
 	s.reloadLocked()
 }
 
+// closeGrace bounds how long Run waits, after the drain timeout has
+// cancelled the requests still in flight, for their handlers to return and
+// the model to close.
+const closeGrace = 2 * time.Second
+
 // Run serves on ln until ctx is cancelled: it starts answering at once (503
 // for what needs the model), loads the model, becomes ready, and polls the
-// model's alias. When ctx is cancelled it stops accepting connections,
-// waits for the requests in flight (up to DrainTimeout), closes the model
-// and returns nil. It returns an error if the model cannot be loaded at
-// start or the listener fails.
+// model's alias. When ctx is cancelled it stops accepting connections and
+// waits for the requests in flight, up to DrainTimeout; then it cancels
+// the contexts of those still running (their decodes stop), closes their
+// connections, waits at most closeGrace more for them and the model, and
+// returns nil either way (requests cut off are logged). It returns an error
+// if the model cannot be loaded at start or the listener fails.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	// Every request's context derives from base: cancelling it after the
+	// drain timeout stops the work of requests still in flight.
+	base, cutOff := context.WithCancel(context.Background())
+	defer cutOff()
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -455,6 +540,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	var serveErr error
 	serveDone := make(chan struct{})
@@ -464,7 +550,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}()
 	s.log.Info("listening", "addr", ln.Addr().String(), "model", s.cfg.Model, "max_batch", s.cfg.MaxBatch,
 		"max_delay", s.cfg.MaxDelay.String(), "queue", s.cfg.Queue, "threads", s.cfg.Threads, "max_body", s.cfg.MaxBody,
-		"poll", s.cfg.Poll.String(), "admin", s.cfg.AdminToken != "")
+		"max_pixels", s.cfg.MaxPixels, "memory_budget", s.cfg.MemoryBudget, "decode_timeout", s.cfg.DecodeTimeout.String(),
+		"drain_timeout", s.cfg.DrainTimeout.String(), "poll", s.cfg.Poll.String(), "admin", s.cfg.AdminToken != "")
 
 	loaded := make(chan error, 1)
 	go func() { loaded <- s.Load() }()
@@ -494,20 +581,36 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 
 	s.draining.Store(true)
-	s.log.Info("shutting down: draining requests in flight")
+	s.log.Info("shutting down: draining requests in flight", "drain_timeout", s.cfg.DrainTimeout.String())
 	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
+	cut := false
 	if serr := srv.Shutdown(dctx); serr != nil {
-		s.log.Warn("shutdown: requests still in flight after the drain timeout", "err", serr)
+		cut = true
+		s.log.Warn("shutdown: requests still in flight after the drain timeout: cancelling them", "err", serr)
+		cutOff()
 		srv.Close()
 	}
 	ln.Close() // in case Serve had not started yet
 	<-serveDone
-	s.Close()
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	if cut {
+		select {
+		case <-closed:
+		case <-time.After(closeGrace):
+			s.log.Warn("shutdown: handlers still running after their requests were cancelled: exiting without waiting for them")
+		}
+	} else {
+		<-closed
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	s.log.Info("stopped")
+	s.log.Info("stopped", "requests_cut_off", cut)
 	return err
 }
 

@@ -202,88 +202,74 @@ func (s *Server) handleV2Infer(w http.ResponseWriter, r *http.Request) {
 		writeV2Error(w, err)
 		return
 	}
+	ch := s.budget.newCharge(r.Context())
+	defer ch.release()
 	start := time.Now()
-	body, err := readAll(r.Body, r.ContentLength)
+	body, err := readBody(r.Body, nil, r.ContentLength, ch)
 	if err != nil {
+		r.Body.Close()
 		writeV2Error(w, err)
 		return
 	}
 	defer putBody(body)
 	s.metrics.observeStage(iRead, time.Since(start))
-	if err := s.infer(w, r, m, body.Bytes()); err != nil {
+	if err := s.infer(w, r, m, ch, body.Bytes()); err != nil {
 		writeV2Error(w, err)
 	}
 }
 
-func (s *Server) infer(w http.ResponseWriter, r *http.Request, m *model, b []byte) error {
-	header, bin := b, []byte(nil)
-	if v := r.Header.Get(headerInferLength); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > len(b) {
-			return v2errorf(http.StatusBadRequest, "%s: %q is not a length within the %d-byte body", headerInferLength, v, len(b))
-		}
-		header, bin = b[:n], b[n:]
-	}
-	var req v2Request
-	dec := json.NewDecoder(bytes.NewReader(header))
-	if err := dec.Decode(&req); err != nil {
-		return v2errorf(http.StatusBadRequest, "the inference request is not valid JSON: %v", err)
-	}
-	if dec.More() {
-		return v2errorf(http.StatusBadRequest, "the inference request has data after its JSON object (binary data needs the %s header)", headerInferLength)
-	}
-	if len(req.Inputs) != 1 {
-		return v2errorf(http.StatusBadRequest, "want exactly one input (%q FP32 [N,3,%d,%d] or %q BYTES [N]), got %d",
-			m.input.Name, m.size(), m.size(), bytesInput, len(req.Inputs))
-	}
-	in := req.Inputs[0]
-	if in.Name != m.input.Name && in.Name != bytesInput {
-		return v2errorf(http.StatusBadRequest, "unknown input %q: the model takes %q (FP32 [N,3,%d,%d]) or %q (BYTES [N], encoded images)",
-			in.Name, m.input.Name, m.size(), m.size(), bytesInput)
-	}
-	var binSize int64 = -1
-	if err := param(in.Parameters, "binary_data_size", &binSize); err != nil {
+func (s *Server) infer(w http.ResponseWriter, r *http.Request, m *model, ch *charge, b []byte) error {
+	call, err := parseInferRequest(b, r.Header.Get(headerInferLength))
+	if err != nil {
 		return err
 	}
-	var data []byte // the input's binary data, when sent so
-	if binSize >= 0 {
-		if binSize != int64(len(bin)) {
-			return v2errorf(http.StatusBadRequest, "input %q: binary_data_size is %d but %d bytes follow the JSON header",
-				in.Name, binSize, len(bin))
-		}
-		if len(in.Data) > 0 {
-			return v2errorf(http.StatusBadRequest, "input %q has both binary data and \"data\"", in.Name)
-		}
-		data = bin
-	} else {
-		if len(bin) > 0 {
-			return v2errorf(http.StatusBadRequest, "%d bytes of binary data follow the JSON header, but no input has binary_data_size", len(bin))
-		}
-		if len(in.Data) == 0 {
-			return v2errorf(http.StatusBadRequest, "input %q has no data", in.Name)
+	if call.data == nil {
+		// Decoding the JSON copied the input's data once more.
+		if err := ch.grow(int64(len(call.in.Data))); err != nil {
+			return v2BudgetError(err)
 		}
 	}
-
 	// Outputs: what to return and how.
-	outs, err := s.requestedOutputs(&req, m)
+	outs, err := s.requestedOutputs(&call.req, m)
 	if err != nil {
 		return err
 	}
-
+	spec := inputSpec{name: m.input.Name, size: m.size(), maxN: s.cfg.Queue}
+	var pooled *[]float32
+	newTensor := func(count int) []float32 {
+		if count == m.clf.TensorLen() {
+			pooled = m.getTensor()
+			return *pooled
+		}
+		return make([]float32, count)
+	}
+	p, err := spec.payload(call.in, call.data, ch.grow, newTensor)
+	if pooled != nil {
+		defer m.putTensor(pooled)
+	}
+	if err != nil {
+		return v2BudgetError(err)
+	}
 	var probs [][]float32
-	switch in.Datatype {
-	case "FP32":
-		probs, err = s.inferTensor(r, m, in, data)
-	case "BYTES":
-		probs, err = s.inferImages(r, m, in, data)
-	default:
-		return v2errorf(http.StatusBadRequest, "input %q: datatype %q is not supported: send FP32 preprocessed tensors or BYTES encoded images",
-			in.Name, in.Datatype)
+	if p.tensor != nil {
+		probs, err = s.classifyTensor(r.Context(), m, p.tensor, p.n)
+	} else {
+		probs, err = s.classifyImages(r.Context(), m, ch, p.images)
 	}
 	if err != nil {
 		return err
 	}
-	return s.writeInferResponse(w, m, &req, outs, probs)
+	return s.writeInferResponse(w, m, &call.req, outs, probs)
+}
+
+// v2BudgetError maps a failure to charge the budget: 413 for a request
+// that alone is over it, else the error as it is (503, a context error).
+func v2BudgetError(err error) error {
+	var ob errOverBudget
+	if errors.As(err, &ob) {
+		return v2errorf(http.StatusRequestEntityTooLarge, "the request %v", ob)
+	}
+	return err
 }
 
 // wantOutput is one output to return.
@@ -321,154 +307,6 @@ func (s *Server) requestedOutputs(req *v2Request, m *model) ([]wantOutput, error
 	return outs, nil
 }
 
-// batchOf checks the batch size of an input against the server's limit.
-func (s *Server) batchOf(name string, n int64) (int, error) {
-	if n < 1 {
-		return 0, v2errorf(http.StatusBadRequest, "input %q: batch size %d must be at least 1", name, n)
-	}
-	if n > int64(s.cfg.Queue) {
-		return 0, v2errorf(http.StatusBadRequest, "input %q: batch size %d is over the server's limit of %d", name, n, s.cfg.Queue)
-	}
-	return int(n), nil
-}
-
-// inferTensor runs an FP32 [N,3,S,S] input.
-func (s *Server) inferTensor(r *http.Request, m *model, in v2Input, data []byte) ([][]float32, error) {
-	sz := m.size()
-	if len(in.Shape) != 4 || in.Shape[1] != 3 || in.Shape[2] != sz || in.Shape[3] != sz {
-		return nil, v2errorf(http.StatusBadRequest, "input %q: shape %v does not match the model's [N,3,%d,%d]", in.Name, in.Shape, sz, sz)
-	}
-	n, err := s.batchOf(in.Name, in.Shape[0])
-	if err != nil {
-		return nil, err
-	}
-	tl := m.clf.TensorLen()
-	count := n * tl
-	var tensor []float32
-	var pooled *[]float32
-	if n == 1 {
-		pooled = m.getTensor()
-		tensor = *pooled
-		defer m.putTensor(pooled)
-	} else {
-		tensor = make([]float32, count)
-	}
-	if data != nil {
-		if len(data) != 4*count {
-			return nil, v2errorf(http.StatusBadRequest, "input %q: %d bytes of binary data for shape %v, want %d (FP32, 4 bytes each)",
-				in.Name, len(data), in.Shape, 4*count)
-		}
-		for i := range tensor {
-			tensor[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
-		}
-	} else {
-		got, err := parseFloats(in.Data, tensor)
-		if err != nil {
-			return nil, v2errorf(http.StatusBadRequest, "input %q: %v", in.Name, err)
-		}
-		if got != count {
-			return nil, v2errorf(http.StatusBadRequest, "input %q: %d values for shape %v, want %d", in.Name, got, in.Shape, count)
-		}
-	}
-	for _, v := range tensor {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, v2errorf(http.StatusBadRequest, "input %q holds NaN or infinite values", in.Name)
-		}
-	}
-	return s.classifyTensor(r.Context(), m, tensor, n)
-}
-
-// inferImages runs a BYTES [N] (or [N,1]) input of encoded images.
-func (s *Server) inferImages(r *http.Request, m *model, in v2Input, data []byte) ([][]float32, error) {
-	if len(in.Shape) < 1 || len(in.Shape) > 2 || (len(in.Shape) == 2 && in.Shape[1] != 1) {
-		return nil, v2errorf(http.StatusBadRequest, "input %q: shape %v: BYTES images take [N] or [N,1]", in.Name, in.Shape)
-	}
-	n, err := s.batchOf(in.Name, in.Shape[0])
-	if err != nil {
-		return nil, err
-	}
-	var images [][]byte
-	if data != nil {
-		images, err = splitBytes(data)
-	} else {
-		images, err = jsonBytes(in.Data)
-	}
-	if err != nil {
-		return nil, v2errorf(http.StatusBadRequest, "input %q: %v", in.Name, err)
-	}
-	if len(images) != n {
-		return nil, v2errorf(http.StatusBadRequest, "input %q: %d elements for shape %v, want %d", in.Name, len(images), in.Shape, n)
-	}
-	for i, img := range images {
-		if len(img) == 0 {
-			return nil, v2errorf(http.StatusBadRequest, "input %q: element %d is empty", in.Name, i)
-		}
-	}
-	return s.classifyImages(r.Context(), m, images)
-}
-
-// splitBytes reads BYTES binary data: each element a 4-byte little-endian
-// length, then the bytes.
-func splitBytes(b []byte) ([][]byte, error) {
-	var out [][]byte
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return nil, errors.New("binary BYTES data ends inside an element's length")
-		}
-		n := binary.LittleEndian.Uint32(b)
-		b = b[4:]
-		if uint64(n) > uint64(len(b)) {
-			return nil, fmt.Errorf("binary BYTES element %d declares %d bytes, %d remain", len(out), n, len(b))
-		}
-		out = append(out, b[:n:n])
-		b = b[n:]
-	}
-	return out, nil
-}
-
-// jsonBytes reads BYTES JSON data: a (nested) array of base64 strings or
-// {"b64": "..."} objects.
-func jsonBytes(raw json.RawMessage) ([][]byte, error) {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, fmt.Errorf("data is not valid JSON: %v", err)
-	}
-	var out [][]byte
-	var walk func(v any) error
-	walk = func(v any) error {
-		switch x := v.(type) {
-		case []any:
-			for _, e := range x {
-				if err := walk(e); err != nil {
-					return err
-				}
-			}
-			return nil
-		case string:
-			b, err := decodeBase64(x)
-			if err != nil {
-				return fmt.Errorf("element %d is not base64 (JSON BYTES images are sent in base64): %v", len(out), err)
-			}
-			out = append(out, b)
-			return nil
-		case map[string]any:
-			if s, ok := x["b64"].(string); ok && len(x) == 1 {
-				b, err := decodeBase64(s)
-				if err != nil {
-					return fmt.Errorf("element %d: b64 is not base64: %v", len(out), err)
-				}
-				out = append(out, b)
-				return nil
-			}
-		}
-		return fmt.Errorf("element %d is a %T: want a base64 string", len(out), v)
-	}
-	if _, ok := v.([]any); !ok {
-		return nil, errors.New("data must be an array")
-	}
-	return out, walk(v)
-}
-
 func decodeBase64(s string) ([]byte, error) {
 	s = strings.TrimRight(s, "=")
 	if strings.ContainsAny(s, "-_") {
@@ -478,7 +316,7 @@ func decodeBase64(s string) ([]byte, error) {
 }
 
 // parseFloats reads a (nested) JSON array of numbers into dst, and returns
-// how many there were (it stops counting into dst when dst is full).
+// how many there were; one more than dst holds is an error at once.
 func parseFloats(raw []byte, dst []float32) (int, error) {
 	n, depth := 0, 0
 	i := 0
@@ -508,9 +346,10 @@ func parseFloats(raw []byte, dst []float32) (int, error) {
 			if err != nil {
 				return n, fmt.Errorf("data: %q is not a number", raw[i:j])
 			}
-			if n < len(dst) {
-				dst[n] = float32(v)
+			if n == len(dst) {
+				return n + 1, fmt.Errorf("data: more than the %d values of the shape", len(dst))
 			}
+			dst[n] = float32(v)
 			n++
 			i = j
 		default:
