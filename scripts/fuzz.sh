@@ -40,19 +40,38 @@ if [ ${#targets[@]} -eq 0 ]; then
 	exit 1
 fi
 
+# crashers lists the failing inputs go test saved for a target.
+crashers() { ls "$1/testdata/fuzz/$2" 2>/dev/null | sort; }
+
 echo "fuzz: ${#targets[@]} targets, $fuzztime each"
 failed=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 for t in "${targets[@]}"; do
 	pkg=${t% *}
 	name=${t#* }
 	echo "== $pkg $name"
 	start=$(date +%s)
-	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"; then
-		echo "ok   $pkg $name ($(($(date +%s) - start))s)"
-	else
-		echo "FAIL $pkg $name ($(($(date +%s) - start))s)"
-		failed+=("$pkg $name")
+	before=$(crashers "$pkg" "$name")
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	took="$(($(date +%s) - start))s"
+	if [ "$rc" -eq 0 ]; then
+		echo "ok   $pkg $name ($took)"
+		continue
 	fi
+	# Go 1.26's coordinator can fail a target with a bare "context deadline
+	# exceeded" when -fuzztime ends while a worker is busy (go.dev/issue/75804,
+	# fixed in Go 1.27). Without a saved crasher, that is not a finding; the
+	# seeds and corpus are replayed to be sure.
+	if [ "$(crashers "$pkg" "$name")" = "$before" ] && grep -q '^    context deadline exceeded$' "$log" &&
+		! grep -q -e '--- FAIL: '"$name"'/' -e 'panic:' -e 'Failing input written' "$log" &&
+		go test -count=1 -run "^${name}\$" "$pkg" >/dev/null 2>&1; then
+		echo "ok   $pkg $name ($took; the fuzzer's end-of-time deadline race, go.dev/issue/75804, no failing input)"
+		continue
+	fi
+	echo "FAIL $pkg $name ($took)"
+	failed+=("$pkg $name")
 done
 
 echo
