@@ -93,7 +93,6 @@ func pngOf(t testing.TB, w, h int) []byte {
 	return b.Bytes()
 }
 
-
 // TestMemoryBudget sends what made the server allocate in proportion to
 // what a client declares rather than sends: each attack gets its status
 // and the budget is back to 0 afterwards.

@@ -1,0 +1,213 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"mime/multipart"
+	"testing"
+
+	"petbreed/internal/imaging"
+)
+
+// Fuzz targets for the request readers: whatever the bytes, they never
+// panic, fail only with a client error (4xx) and hand back the whole
+// budget; what they accept satisfies the invariants the handlers rely on.
+
+const fuzzBudget = 64 << 20
+
+// clientError fails unless err is an *apiError or *v2Error with a 4xx
+// status.
+func clientError(t *testing.T, err error) {
+	t.Helper()
+	var ae *apiError
+	var ve *v2Error
+	switch {
+	case errors.As(err, &ae):
+		if ae.Status < 400 || ae.Status > 499 {
+			t.Fatalf("status %d: %v", ae.Status, err)
+		}
+	case errors.As(err, &ve):
+		if ve.status < 400 || ve.status > 499 {
+			t.Fatalf("status %d: %v", ve.status, err)
+		}
+	default:
+		t.Fatalf("%T is not a client error: %v", err, err)
+	}
+}
+
+// checkImageBody checks an accepted image body: a sniffed image (or
+// empty), within the charge, all of which is returned.
+func checkImageBody(t *testing.T, b *budget, ch *charge, buf *bytes.Buffer, err error) {
+	t.Helper()
+	if err != nil {
+		clientError(t, err)
+		if ch.held != 0 {
+			t.Fatalf("failed, and still holds %d bytes", ch.held)
+		}
+	} else {
+		if buf.Len() > 0 {
+			if _, err := imaging.Sniff(buf.Bytes()); err != nil {
+				t.Fatalf("accepted a body that is not an image: %q", buf.Bytes()[:min(buf.Len(), 16)])
+			}
+		}
+		if ch.held < int64(buf.Len()) {
+			t.Fatalf("holds %d bytes of the budget for a %d-byte body", ch.held, buf.Len())
+		}
+		putBody(buf)
+	}
+	ch.release()
+	if b.inUse() != 0 {
+		t.Fatalf("%d bytes of the budget in use after release", b.inUse())
+	}
+}
+
+func smallPNG(t testing.TB) []byte { return pngOf(t, 3, 2) }
+
+func FuzzReadRawImage(f *testing.F) {
+	f.Add(smallPNG(f), true)
+	f.Add([]byte("\xff\xd8\xff\xe0garbage"), false)
+	f.Add([]byte("GIF89a"), true)
+	f.Add([]byte("RIFF\x00\x00\x00\x00WEBPVP8 "), true)
+	f.Add([]byte("BM"), false)
+	f.Add([]byte{}, true)
+	f.Fuzz(func(t *testing.T, body []byte, declared bool) {
+		b := newBudget(fuzzBudget, 0)
+		ch := b.newCharge(context.Background())
+		size := int64(-1)
+		if declared {
+			size = int64(len(body))
+		}
+		buf, err := readRawImage(bytes.NewReader(body), size, ch)
+		if err == nil && !bytes.Equal(buf.Bytes(), body) {
+			t.Fatalf("read %d bytes of a %d-byte body", buf.Len(), len(body))
+		}
+		checkImageBody(t, b, ch, buf, err)
+	})
+}
+
+func FuzzReadMultipart(f *testing.F) {
+	form := func(field string, data []byte) []byte {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		mw.SetBoundary("BOUNDARY")
+		mw.WriteField("note", "x")
+		w, _ := mw.CreateFormFile(field, "a.png")
+		w.Write(data)
+		mw.Close()
+		return b.Bytes()
+	}
+	f.Add(form("file", smallPNG(f)), "BOUNDARY")
+	f.Add(form("file", []byte("not an image")), "BOUNDARY")
+	f.Add(form("other", smallPNG(f)), "BOUNDARY")
+	f.Add(form("file", nil), "BOUNDARY")
+	f.Add([]byte("--BOUNDARY\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n\x89PNG"), "BOUNDARY")
+	f.Add([]byte("--B\r\n\r\n--B--"), "")
+	f.Fuzz(func(t *testing.T, body []byte, boundary string) {
+		b := newBudget(fuzzBudget, 0)
+		ch := b.newCharge(context.Background())
+		buf, _, err := readMultipartImage(bytes.NewReader(body), boundary, int64(len(body)), ch)
+		checkImageBody(t, b, ch, buf, err)
+	})
+}
+
+// fuzzSpec is a small model: FP32 [N,3,4,4], at most 4 images.
+var fuzzSpec = inputSpec{name: "input", size: 4, maxN: 4}
+
+// checkInfer parses an inference request and decodes its input as the
+// server does, and checks what is accepted against the shapes.
+func checkInfer(t *testing.T, body []byte, headerLen string) {
+	b := newBudget(fuzzBudget, 0)
+	ch := b.newCharge(context.Background())
+	defer func() {
+		ch.release()
+		if b.inUse() != 0 {
+			t.Fatalf("%d bytes of the budget in use after release", b.inUse())
+		}
+	}()
+	call, err := parseInferRequest(body, headerLen)
+	if err != nil {
+		clientError(t, err)
+		return
+	}
+	if (call.data == nil) == (len(call.in.Data) == 0) {
+		t.Fatalf("binary data %v and JSON data %d bytes: want exactly one", call.data != nil, len(call.in.Data))
+	}
+	p, err := fuzzSpec.payload(call.in, call.data, ch.grow, nil)
+	if err != nil {
+		var ob errOverBudget
+		if !errors.As(err, &ob) {
+			clientError(t, err)
+		}
+		return
+	}
+	if p.n < 1 || p.n > fuzzSpec.maxN || int64(p.n) != call.in.Shape[0] {
+		t.Fatalf("accepted %d images for shape %v", p.n, call.in.Shape)
+	}
+	switch call.in.Datatype {
+	case "FP32":
+		if len(p.tensor) != p.n*3*4*4 || p.images != nil {
+			t.Fatalf("FP32 %v: %d values", call.in.Shape, len(p.tensor))
+		}
+		for _, v := range p.tensor {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatal("accepted a NaN or infinity")
+			}
+		}
+	case "BYTES":
+		if len(p.images) != p.n || p.tensor != nil {
+			t.Fatalf("BYTES %v: %d images", call.in.Shape, len(p.images))
+		}
+		for i, img := range p.images {
+			if len(img) == 0 {
+				t.Fatalf("element %d is empty", i)
+			}
+		}
+	default:
+		t.Fatalf("accepted datatype %q", call.in.Datatype)
+	}
+	if ch.held < 4*int64(len(p.tensor)) {
+		t.Fatalf("holds %d bytes for a %d-value tensor", ch.held, len(p.tensor))
+	}
+}
+
+func FuzzParseInferJSON(f *testing.F) {
+	img := b64(smallPNG(f))
+	zeros := "[" + string(bytes.Repeat([]byte("0,"), 47)) + "0]"
+	for _, s := range []string{
+		`{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["` + img + `"]}]}`,
+		`{"inputs":[{"name":"image","datatype":"BYTES","shape":[2,1],"data":[["` + img + `"],[{"b64":"` + img + `"}]]}]}`,
+		`{"id":"x","inputs":[{"name":"input","datatype":"FP32","shape":[1,3,4,4],"data":` + zeros + `}],"outputs":[{"name":"p","parameters":{"classification":2}}]}`,
+		`{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":[1,2,3]}]}`,
+		`{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,4,4],"data":[1e40]}]}`,
+		`{"inputs":[]}`,
+		`{"inputs":[{}]} trailing`,
+		`[[[[`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkInfer(t, body, "") })
+}
+
+func FuzzParseInferBinary(f *testing.F) {
+	le := func(vs ...float32) []byte {
+		var b []byte
+		for _, v := range vs {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+		return b
+	}
+	png := smallPNG(f)
+	elem := binary.LittleEndian.AppendUint32(nil, uint32(len(png)))
+	elem = append(elem, png...)
+	f.Add([]byte(`{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":`+itoa(len(elem))+`}}]}`), elem)
+	f.Add([]byte(`{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,4,4],"parameters":{"binary_data_size":192}}]}`), le(make([]float32, 48)...))
+	f.Add([]byte(`{"inputs":[{"name":"image","datatype":"BYTES","shape":[2],"parameters":{"binary_data_size":8}}]}`), []byte{255, 255, 255, 255, 0, 0, 0, 0})
+	f.Add([]byte(`{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,4,4],"parameters":{"binary_data_size":4}}]}`), le(float32(math.NaN())))
+	f.Fuzz(func(t *testing.T, header, bin []byte) {
+		body := append(append([]byte{}, header...), bin...)
+		checkInfer(t, body, itoa(len(header)))
+	})
+}
