@@ -6,12 +6,14 @@
 //
 // # One request
 //
-// A request is served in its own goroutine up to the model: the body is
-// read (bounded by http.MaxBytesReader: 413 beyond Config.MaxBody), the
-// image's type is sniffed from its bytes (never from Content-Type: 415 for
-// anything else), it is decoded with the pixel limit read from its header
-// (422 for a corrupt image or one over the limit) and preprocessed (resize,
-// crop) into the image the model sees. Decoding and preprocessing thus run
+// A request is served in its own goroutine up to the model: the image's
+// type is sniffed from the body's first bytes (never from Content-Type: 415
+// for anything else, before the rest is read), the body is read (bounded by
+// http.MaxBytesReader: 413 beyond Config.MaxBody), the image is decoded
+// with the pixel limit read from its header (422 for a corrupt image, one
+// over Config.MaxPixels, 25 M by default, or a progressive JPEG of more
+// than 100 scans) and preprocessed (resize, crop) into the image the model
+// sees. Decoding and preprocessing thus run
 // in parallel, outside the model, at most GOMAXPROCS images at once (more
 // would only share the same cores and hold more decoded images in memory).
 // Then the image goes to the model's batcher and the request waits for its
@@ -31,6 +33,32 @@
 // job with the rows of its own images, in the order they were laid out, so
 // answers are never mixed between requests. While a batch runs, the next
 // one queues. Batch sizes are the petbreed_batch_size histogram.
+//
+// # Memory budget and deadlines
+//
+// What a request costs is bounded by what it declares, not by what the
+// server finds out too late. The server has one memory budget
+// (Config.MemoryBudget, 512 MiB by default; the
+// petbreed_memory_budget_bytes_in_use gauge): a request charges its body's
+// bytes as they are read (its Content-Length at once when it has one, else
+// the buffer's capacity as it grows), then each image's decoding cost read
+// from its header (imaging.DecodeCost) before decoding it, V2's tensors
+// before allocating them, and /api/resize's output. A charge that does not
+// fit waits up to Config.BudgetWait for others to finish, then gets 503
+// with Retry-After; one that alone is over the budget gets 413 (a body) or
+// 422 (an image: "image over the memory budget") at once. The charge is
+// given back whole when the request ends. V2 requests are checked against
+// their shapes before anything is allocated in proportion to them: at most
+// 4096 JSON values outside the input's data, a BYTES input's elements
+// counted (and each checked to be a string or {"b64": ...}) before any is
+// decoded, an FP32 input's values refused from the first one too many.
+//
+// Each decode has a deadline, Config.DecodeTimeout (5 s by default), tied
+// to the request's context through imaging.DecodeContext: it stops when the
+// deadline passes (422 "decode timeout": the clock starts once the image
+// has its decoding place, so it measures the image's own work, and a retry
+// would fail the same way) or when the client goes away, freeing its
+// decoding place at once.
 //
 // Admission is bounded: a request reserves its images' places among
 // Config.Queue (images being prepared, waiting or running) before decoding,
@@ -65,11 +93,21 @@
 // (GET /metrics): requests by route and status, request latency, the time
 // spent in each stage (read, decode, preprocess, queue, inference), batch
 // sizes, requests in flight, queue depth and admitted images, the model's
-// name and version, reloads, overload rejections, and Go and process
-// metrics. Run stops accepting connections when its context is cancelled,
-// waits for the requests in flight, closes the model and returns.
+// name and version, reloads, overload rejections, the memory budget and
+// its use, and Go and process metrics. /api/health
+// names the model's file by its base name: its paths on the server's disk
+// (and those in a reload error) are shown only to requests bearing the
+// admin token, and are in the log.
+//
+// Run stops accepting connections when its context is cancelled and waits
+// for the requests in flight up to Config.DrainTimeout. Requests still
+// running then are cut off: their contexts (children of the http.Server's
+// BaseContext) are cancelled, so their decodes stop, and their connections
+// closed; Run waits at most 2 s more for their handlers and the model, and
+// returns nil either way (it logs "requests_cut_off"), so that SIGTERM
+// always ends the process soon after the drain timeout, with exit 0.
 //
 // GET /openapi.json is a hand-written OpenAPI 3 description of every route;
-// GET / is a placeholder page, an embedded file (web/index.html) that the
-// web page replaces.
+// GET / is the web page when Config.Page is set (petbreed serve mounts
+// package web), else a placeholder page, an embedded file (web/index.html).
 package serve
