@@ -38,8 +38,11 @@ func TestServeSIGTERM(t *testing.T) {
 	t.Setenv("PETBREED_MAX_BATCH", "8") // the flag wins
 	t.Setenv("PETBREED_QUEUE", "50")    // no flag: the environment
 	t.Setenv("PETBREED_MAX_DELAY", "3ms")
+	t.Setenv("PETBREED_MEMORY_BUDGET", "256MiB")
+	t.Setenv("PETBREED_DECODE_TIMEOUT", "3s")
+	t.Setenv("PETBREED_DRAIN_TIMEOUT", "9s") // the flag wins
 	t.Setenv("PETBREED_ADMIN_TOKEN", "")
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--max-batch", "4", "--log-format", "json"}, backboneArgs(t)...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--max-batch", "4", "--log-format", "json", "--drain-timeout", "2s"}, backboneArgs(t)...)
 	var stdout, stderr lockedBuffer
 	code := make(chan int, 1)
 	go func() { code <- run(args, &stdout, &stderr) }()
@@ -61,7 +64,8 @@ func TestServeSIGTERM(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	for _, want := range []string{`"max_batch":4`, `"queue":50`, `"max_delay":"3ms"`, `"admin":false`} {
+	for _, want := range []string{`"max_batch":4`, `"queue":50`, `"max_delay":"3ms"`, `"admin":false`,
+		`"max_pixels":25000000`, `"memory_budget":268435456`, `"decode_timeout":"3s"`, `"drain_timeout":"2s"`} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("settings: want %s in %s", want, stderr.String())
 		}
@@ -107,6 +111,12 @@ func TestServeUsageErrors(t *testing.T) {
 		{"", "", []string{"--max-body", "lots"}, "--max-body"},
 		{"", "", []string{"--log-format", "xml"}, "--log-format"},
 		{"PETBREED_MAX_BODY", "-5", nil, "--max-body"},
+		{"PETBREED_MEMORY_BUDGET", "lots", nil, "--memory-budget"},
+		{"", "", []string{"--max-body", "20MiB", "--memory-budget", "10MiB"}, "--max-body 20MiB is over --memory-budget"},
+		{"PETBREED_DECODE_TIMEOUT", "soon", nil, "PETBREED_DECODE_TIMEOUT"},
+		{"", "", []string{"--decode-timeout", "0s"}, "--decode-timeout"},
+		{"", "", []string{"--drain-timeout", "-1s"}, "--drain-timeout"},
+		{"PETBREED_MAX_PIXELS", "0", nil, "--max-pixels"},
 	}
 	for _, tt := range tests {
 		if tt.env != "" {
