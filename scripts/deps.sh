@@ -7,12 +7,13 @@ set -euo pipefail
 # webp: cwebp makes WebP test images from the shared photos (tests only).
 # chromium: the web page's tests drive a real headless browser (tests only).
 # python3-pil: Pillow 9.4 decodes those WebPs for the parity test (tests only).
-# etcd-server: the store of the Kubernetes control plane make test-deploy runs (tests only).
+# etcd-server: the store of the Kubernetes control plane make test-deploy runs (tests only);
+# catatonit: the pause process of the pod podman kube play makes there.
 # podman buildah runc debootstrap: make image / make test-image (runc: crun
 # refuses these machines' hybrid cgroups); curl: test-image's probes.
 # make lint runs shellcheck over scripts/*.sh and the CI workflow's scripts.
 pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp python3-pil chromium fonts-liberation etcd-server
-  podman buildah runc debootstrap curl shellcheck)
+  podman buildah runc debootstrap curl shellcheck catatonit)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
