@@ -43,7 +43,8 @@ func parseInferRequest(body []byte, headerLen string) (*v2Call, error) {
 	}
 	// Validate first (without building anything), then bound the values
 	// outside the data, and only then decode.
-	if err := json.Unmarshal(header, &struct{}{}); err != nil {
+	if !json.Valid(header) {
+		err := json.Unmarshal(header, &struct{}{}) // for the error's words
 		if strings.Contains(err.Error(), "after top-level value") {
 			return nil, v2errorf(http.StatusBadRequest, "the inference request has data after its JSON object (binary data needs the %s header)", headerInferLength)
 		}
