@@ -211,3 +211,51 @@ func FuzzParseInferBinary(f *testing.F) {
 		checkInfer(t, body, itoa(len(header)))
 	})
 }
+
+// TestReadBodyCharges: a body is charged what its buffer holds: its
+// declared length at once (one allocation, no doubling), else its capacity
+// as it grows; over the budget it is 413 before anything is read.
+func TestReadBodyCharges(t *testing.T) {
+	body := bytes.Repeat([]byte{0xAB}, 300<<10)
+	for _, tt := range []struct {
+		name     string
+		size     int64
+		limit    int64
+		status   int   // 0: accepted
+		maxHeld  int64 // most bytes held once read
+		readLeft bool  // the body must not have been read
+	}{
+		{"declared", int64(len(body)), 1 << 20, 0, int64(len(body)) + 8<<10, false}, // + the allocator's rounding
+		{"chunked", -1, 1 << 20, 0, 2*int64(len(body)) + 2*minRead, false},
+		{"declared over the budget", int64(len(body)), 200 << 10, 413, 0, true},
+		{"chunked over the budget", -1, 200 << 10, 413, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBudget(tt.limit, 0)
+			ch := b.newCharge(context.Background())
+			r := bytes.NewReader(body)
+			buf, err := readBody(r, nil, tt.size, ch)
+			if tt.status != 0 {
+				var ae *apiError
+				if !errors.As(err, &ae) || ae.Status != tt.status {
+					t.Fatalf("err %v, want %d", err, tt.status)
+				}
+				if tt.readLeft && r.Len() != len(body) {
+					t.Errorf("%d bytes read before refusing", len(body)-r.Len())
+				}
+			} else {
+				if err != nil || !bytes.Equal(buf.Bytes(), body) {
+					t.Fatalf("err %v", err)
+				}
+				if ch.held < int64(buf.Len()) || ch.held > tt.maxHeld {
+					t.Errorf("holds %d bytes for %d (capacity %d)", ch.held, buf.Len(), buf.Cap())
+				}
+				putBody(buf)
+			}
+			ch.release()
+			if b.inUse() != 0 {
+				t.Errorf("%d in use after release", b.inUse())
+			}
+		})
+	}
+}

@@ -57,7 +57,9 @@ func readBody(r io.Reader, prefix []byte, size int64, ch *charge) (*bytes.Buffer
 	}
 	buf.Write(prefix)
 	for {
-		if buf.Available() < minRead/2 {
+		// A declared length was made room for (and a little more, for the
+		// read that finds the end); else grow while a good chunk is left.
+		if buf.Available() == 0 || (size <= 0 && buf.Available() < minRead/2) {
 			// bytes.Buffer grows to at most twice its capacity plus the
 			// room asked for: charge that before it allocates.
 			if err := reserve(2*int64(buf.Cap()) + minRead); err != nil {
