@@ -238,15 +238,8 @@ func (s *Server) decodeUpload(w http.ResponseWriter, r *http.Request, ch *charge
 	if body.Len() == 0 {
 		return nil, imaging.Info{}, errorf(http.StatusBadRequest, "no image", "the body is empty")
 	}
-	if err := s.acquirePrep(r.Context()); err != nil {
-		return nil, imaging.Info{}, err
-	}
-	img, info, _, err := s.decode(r.Context(), ch, body.Bytes())
-	if err != nil {
-		s.releasePrep()
-		return nil, info, err
-	}
-	return img, info, nil
+	img, info, _, err := s.decode(r.Context(), ch, body.Bytes()) // the cost is held until the request ends
+	return img, info, err
 }
 
 // handleResize returns the image resized to width x height with Pillow's

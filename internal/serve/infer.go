@@ -44,12 +44,14 @@ func (s *Server) acquirePrep(ctx context.Context) error {
 
 func (s *Server) releasePrep() { <-s.prepSem }
 
-// decode decodes one image for a request holding a decoding place: its
-// header is checked against the pixel limit, its decoding cost (from the
-// header) is charged to ch, and it is decoded with a deadline of
-// DecodeTimeout tied to ctx (the decoder stops when either ends). cost is
-// what was charged: the caller gives it back (ch.shrink) once it no longer
-// holds the decoded image.
+// decode decodes one image: its header is checked against the pixel limit,
+// its decoding cost (from the header) is charged to ch, then it takes a
+// decoding place (acquirePrep: a request waiting for room in the budget
+// does not hold one) and is decoded with a deadline of DecodeTimeout tied
+// to ctx (the decoder stops when either ends). On success the caller holds
+// the decoding place and releases it (releasePrep); cost is what was
+// charged, which the caller gives back (ch.shrink) once it no longer holds
+// the decoded image.
 func (s *Server) decode(ctx context.Context, ch *charge, data []byte) (img *imaging.RGB, info imaging.Info, cost int64, err error) {
 	_, w, h, err := imaging.DecodeConfig(data)
 	if err != nil {
@@ -71,12 +73,17 @@ func (s *Server) decode(ctx context.Context, ch *charge, data []byte) (img *imag
 		}
 		return nil, info, 0, err
 	}
+	if err := s.acquirePrep(ctx); err != nil {
+		ch.shrink(cost)
+		return nil, info, 0, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DecodeTimeout)
 	defer cancel()
 	t0 := time.Now()
 	img, info, err = imaging.DecodeContext(dctx, data, imaging.DecodeOptions{MaxPixels: s.cfg.MaxPixels})
 	s.metrics.observeStage(iDecode, time.Since(t0))
 	if err != nil {
+		s.releasePrep()
 		ch.shrink(cost)
 		switch {
 		case ctx.Err() != nil:
@@ -95,14 +102,11 @@ func (s *Server) decode(ctx context.Context, ch *charge, data []byte) (img *imag
 // once: more would only share the same cores, and hold more decoded images
 // in memory.
 func (s *Server) prepare(ctx context.Context, m *model, ch *charge, data []byte) (*imaging.RGB, error) {
-	if err := s.acquirePrep(ctx); err != nil {
-		return nil, err
-	}
-	defer s.releasePrep()
 	img, _, cost, err := s.decode(ctx, ch, data)
 	if err != nil {
 		return nil, err
 	}
+	defer s.releasePrep()
 	defer ch.shrink(cost) // the decoded image is dropped on return
 	t1 := time.Now()
 	seen, err := imaging.Apply(img, m.pre)
