@@ -24,6 +24,7 @@ type serveFlags struct {
 	model, addr, labels, tracking, logFormat string
 	maxBatch, threads, queue                 int
 	maxDelay, poll, decodeTimeout, drainTime time.Duration
+	budgetWait                               time.Duration
 	maxBody, memoryBudget                    string
 	maxPixels                                int64
 }
@@ -43,6 +44,7 @@ var serveEnv = map[string]string{
 	"memory-budget":  "PETBREED_MEMORY_BUDGET",
 	"decode-timeout": "PETBREED_DECODE_TIMEOUT",
 	"drain-timeout":  "PETBREED_DRAIN_TIMEOUT",
+	"budget-wait":    "PETBREED_BUDGET_WAIT",
 }
 
 func newServeCmd() *cobra.Command {
@@ -76,7 +78,7 @@ progressive JPEGs of more than 100 scans get 422; one image's decoding stops
 after --decode-timeout (422 "decode timeout") or when its client goes away.
 The memory that requests hold at once (bodies as they are read, decoded
 images by the cost their header declares, tensors, resize outputs) is
-bounded by --memory-budget: beyond it a request waits briefly, then gets 503
+bounded by --memory-budget: beyond it a request waits up to --budget-wait, then gets 503
 with Retry-After; one that alone needs more gets 413 (a body) or 422 (an
 image) at once.
 
@@ -93,7 +95,7 @@ Each flag can come from the environment (for containers): PETBREED_MODEL,
 PETBREED_ADDR, PETBREED_MAX_BATCH, PETBREED_MAX_DELAY, PETBREED_THREADS,
 PETBREED_QUEUE, PETBREED_MAX_BODY, PETBREED_POLL, PETBREED_LABELS,
 PETBREED_MAX_PIXELS, PETBREED_MEMORY_BUDGET, PETBREED_DECODE_TIMEOUT,
-PETBREED_DRAIN_TIMEOUT; models:/ URIs are resolved in $MLFLOW_TRACKING_URI.
+PETBREED_DRAIN_TIMEOUT, PETBREED_BUDGET_WAIT; models:/ URIs are resolved in $MLFLOW_TRACKING_URI.
 A flag given on the command line wins over the environment. Unless GOGC is set, the Go heap is collected at
 50% growth (GOGC=50) to keep the server's memory small.`,
 		Example: `  petbreed serve                                   # models:/pet-breed@champion from $MLFLOW_TRACKING_URI
@@ -167,6 +169,7 @@ A flag given on the command line wins over the environment. Unless GOGC is set, 
 	fs.StringVar(&f.tracking, "tracking", "", "MLflow tracking URI or folder (default $MLFLOW_TRACKING_URI, else ./mlruns)")
 	fs.Int64Var(&f.maxPixels, "max-pixels", serve.DefaultMaxPixels, "refuse images whose header declares more pixels than this (422) [$PETBREED_MAX_PIXELS]")
 	fs.StringVar(&f.memoryBudget, "memory-budget", "512MiB", "most memory that requests hold at once, by declared cost (bodies, decoded images, tensors): bytes, or with KiB, MiB, GiB [$PETBREED_MEMORY_BUDGET]")
+	fs.DurationVar(&f.budgetWait, "budget-wait", serve.DefaultBudgetWait, "how long a request waits for room in the memory budget before 503 (0: not at all) [$PETBREED_BUDGET_WAIT]")
 	fs.DurationVar(&f.decodeTimeout, "decode-timeout", serve.DefaultDecodeTimeout, "longest decoding of one image, beyond which it stops (422) [$PETBREED_DECODE_TIMEOUT]")
 	fs.DurationVar(&f.drainTime, "drain-timeout", serve.DefaultDrainTimeout, "how long SIGTERM waits for requests in flight before cancelling them [$PETBREED_DRAIN_TIMEOUT]")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format on stderr: json or text")
@@ -203,6 +206,9 @@ func (f *serveFlags) config() (serve.Config, error) {
 	if f.maxPixels < 1 {
 		return serve.Config{}, usagef("--max-pixels %d: must be at least 1", f.maxPixels)
 	}
+	if f.budgetWait < 0 {
+		return serve.Config{}, usagef("--budget-wait %v: must not be negative", f.budgetWait)
+	}
 	if f.decodeTimeout <= 0 || f.drainTime <= 0 {
 		return serve.Config{}, usagef("--decode-timeout and --drain-timeout must be positive")
 	}
@@ -224,12 +230,16 @@ func (f *serveFlags) config() (serve.Config, error) {
 		MemoryBudget:  budget,
 		DecodeTimeout: f.decodeTimeout,
 		DrainTimeout:  f.drainTime,
+		BudgetWait:    f.budgetWait,
 		Poll:          f.poll,
 		AdminToken:    os.Getenv("PETBREED_ADMIN_TOKEN"),
 		Version:       version,
 	}
 	if f.maxDelay == 0 {
 		cfg.MaxDelay = -1 // no waiting
+	}
+	if f.budgetWait == 0 {
+		cfg.BudgetWait = -1 // no waiting
 	}
 	if f.poll <= 0 {
 		cfg.Poll = -1

@@ -40,6 +40,7 @@ func TestServeSIGTERM(t *testing.T) {
 	t.Setenv("PETBREED_MAX_DELAY", "3ms")
 	t.Setenv("PETBREED_MEMORY_BUDGET", "256MiB")
 	t.Setenv("PETBREED_DECODE_TIMEOUT", "3s")
+	t.Setenv("PETBREED_BUDGET_WAIT", "250ms")
 	t.Setenv("PETBREED_DRAIN_TIMEOUT", "9s") // the flag wins
 	t.Setenv("PETBREED_ADMIN_TOKEN", "")
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--max-batch", "4", "--log-format", "json", "--drain-timeout", "2s"}, backboneArgs(t)...)
@@ -65,7 +66,7 @@ func TestServeSIGTERM(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	for _, want := range []string{`"max_batch":4`, `"queue":50`, `"max_delay":"3ms"`, `"admin":false`,
-		`"max_pixels":25000000`, `"memory_budget":268435456`, `"decode_timeout":"3s"`, `"drain_timeout":"2s"`} {
+		`"max_pixels":25000000`, `"memory_budget":268435456`, `"decode_timeout":"3s"`, `"drain_timeout":"2s"`, `"budget_wait":"250ms"`} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("settings: want %s in %s", want, stderr.String())
 		}
@@ -117,6 +118,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{"", "", []string{"--decode-timeout", "0s"}, "--decode-timeout"},
 		{"", "", []string{"--drain-timeout", "-1s"}, "--drain-timeout"},
 		{"PETBREED_MAX_PIXELS", "0", nil, "--max-pixels"},
+		{"PETBREED_BUDGET_WAIT", "-1s", nil, "--budget-wait"},
 	}
 	for _, tt := range tests {
 		if tt.env != "" {

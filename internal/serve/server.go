@@ -550,7 +550,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}()
 	s.log.Info("listening", "addr", ln.Addr().String(), "model", s.cfg.Model, "max_batch", s.cfg.MaxBatch,
 		"max_delay", s.cfg.MaxDelay.String(), "queue", s.cfg.Queue, "threads", s.cfg.Threads, "max_body", s.cfg.MaxBody,
-		"max_pixels", s.cfg.MaxPixels, "memory_budget", s.cfg.MemoryBudget, "decode_timeout", s.cfg.DecodeTimeout.String(),
+		"max_pixels", s.cfg.MaxPixels, "memory_budget", s.cfg.MemoryBudget, "budget_wait", s.cfg.BudgetWait.String(), "decode_timeout", s.cfg.DecodeTimeout.String(),
 		"drain_timeout", s.cfg.DrainTimeout.String(), "poll", s.cfg.Poll.String(), "admin", s.cfg.AdminToken != "")
 
 	loaded := make(chan error, 1)
