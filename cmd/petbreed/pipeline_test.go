@@ -258,7 +258,7 @@ func TestPull(t *testing.T) {
 	dir := t.TempDir()
 	for _, what := range []string{"backbone", "pets"} {
 		code, _, errs := cli(t, "pull", what, "--quiet", "--dir", filepath.Join(dir, what), "--base-url", srv.URL)
-		if code != 1 || !strings.Contains(errs, "checksum mismatch") && !strings.Contains(errs, "26 bytes, want") {
+		if code != 1 || !strings.Contains(errs, "checksum mismatch") && !strings.Contains(errs, "26 bytes, not the expected") {
 			t.Errorf("pull %s: exit %d, %q", what, code, errs)
 		}
 		ents, _ := os.ReadDir(filepath.Join(dir, what))
