@@ -310,8 +310,14 @@ func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (model
 	return "runs:/" + r.ID + "/" + artifactPath, nil
 }
 
-// ResolveModelURI turns a model reference into the absolute path of an ONNX
-// file:
+// ResolveModelURI is Resolve's local ONNX file alone.
+func (s *Store) ResolveModelURI(uri string) (string, error) {
+	ref, err := s.Resolve(uri)
+	return ref.Path, err
+}
+
+// Resolve turns a model reference into the model it names now, with the
+// absolute path of its ONNX file:
 //
 //	models:/<name>/<version>   a registered version
 //	models:/<name>@<alias>     the version an alias points to
@@ -325,56 +331,63 @@ func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (model
 // *.onnx file. The same goes for a runs:/ or file: URI that names a folder.
 // Anything without a scheme is a plain path and is returned unchanged, so
 // every model argument can be passed through this.
-func (s *Store) ResolveModelURI(uri string) (string, error) {
-	p, err := s.resolveLocation(uri, 0)
-	if err != nil {
-		return "", err
+//
+// A store moved since it was written (trained on one machine, mounted at
+// /data in a container) still resolves: a recorded absolute location that
+// does not exist is looked for at the same place relative to the store's
+// current root (see relocate).
+func (s *Store) Resolve(uri string) (ModelRef, error) {
+	ref := ModelRef{URI: uri}
+	if uriScheme(uri) == "" {
+		ref.Path = uri
+		return ref, nil
 	}
-	if p == uri && uriScheme(uri) == "" {
-		return uri, nil
+	p, err := s.resolveLocation(uri, 0, &ref)
+	if err != nil {
+		return ModelRef{URI: uri}, err
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
-		return "", fmt.Errorf("resolve %s: %w", uri, err)
+		return ModelRef{URI: uri}, fmt.Errorf("resolve %s: %w", uri, err)
 	}
 	if fi.IsDir() {
-		f, err := onnxIn(p)
-		if err != nil {
-			return "", fmt.Errorf("resolve %s: %w", uri, err)
+		if p, err = onnxIn(p); err != nil {
+			return ModelRef{URI: uri}, fmt.Errorf("resolve %s: %w", uri, err)
 		}
-		return f, nil
 	}
-	return p, nil
+	ref.Path = p
+	return ref, nil
 }
 
-// resolveLocation turns a URI into a local path (a model folder or a file).
-func (s *Store) resolveLocation(uri string, depth int) (string, error) {
+// resolveLocation turns a URI into a local path (a model folder or a file),
+// noting in ref the registered version and run it came through.
+func (s *Store) resolveLocation(uri string, depth int, ref *ModelRef) (string, error) {
 	if depth > 4 {
 		return "", fmt.Errorf("resolve %s: too many levels of models:/ sources", uri)
 	}
 	switch uriScheme(uri) {
 	case "":
-		if depth == 0 {
-			return uri, nil
-		}
 		if !filepath.IsAbs(uri) {
 			return "", fmt.Errorf("model source %q is not an absolute path", uri)
 		}
-		return uri, nil
+		return s.relocate(uri), nil
 	case "file":
-		return fileURIToPath(uri)
+		p, err := fileURIToPath(uri)
+		if err != nil || depth == 0 {
+			return p, err
+		}
+		return s.relocate(p), nil
 	case "runs":
 		id, rel, err := parseRunsURI(uri)
 		if err != nil {
 			return "", err
 		}
-		_, m, err := s.findRun(id)
+		dir, err := s.artifactRoot(id)
 		if err != nil {
 			return "", fmt.Errorf("resolve %s: %w", uri, err)
 		}
-		dir, err := localPath(m.ArtifactURI)
-		if err != nil {
-			return "", fmt.Errorf("resolve %s: run artifact_uri: %w", uri, err)
+		if ref.RunID == "" {
+			ref.RunID = id
 		}
 		return filepath.Join(dir, filepath.FromSlash(rel)), nil
 	case "models":
@@ -386,7 +399,10 @@ func (s *Store) resolveLocation(uri string, depth int) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("resolve %s: %w", uri, err)
 		}
-		return s.resolveLocation(orDefault(mv.StorageLocation, mv.Source), depth+1)
+		if ref.Name == "" {
+			ref.Name, ref.Version, ref.RunID = name, v, mv.RunID
+		}
+		return s.resolveLocation(orDefault(mv.StorageLocation, mv.Source), depth+1, ref)
 	default:
 		return "", fmt.Errorf("resolve %s: unsupported URI scheme (want models:/, runs:/, file: or a path)", uri)
 	}

@@ -1,0 +1,104 @@
+package tracking
+
+import "io"
+
+// The interfaces below are what the rest of petbreed needs of a tracking
+// backend, one per use. *Store (MLflow's file store) implements them all;
+// trackingtest.Store is an in-memory fake for unit tests; an MLflow REST
+// client would implement them too. Callers take the smallest one they need.
+
+// ExperimentReader lists experiments.
+type ExperimentReader interface {
+	// Experiments lists the active experiments, newest first.
+	Experiments() ([]ExperimentInfo, error)
+}
+
+// RunReader reads runs back.
+type RunReader interface {
+	// Runs lists an experiment's active runs, newest first.
+	Runs(experimentID string) ([]RunInfo, error)
+	// GetRun reads one run; the error wraps ErrNotFound when it does not exist.
+	GetRun(runID string) (*RunInfo, error)
+	// MetricHistory is every logged value of a run's metric, in logging
+	// order; a metric never logged is an empty history.
+	MetricHistory(runID, key string) ([]MetricPoint, error)
+}
+
+// ArtifactReader opens and lists a run's artifacts by run id and path
+// ('/'-separated, below the run's artifact root). Where the files are is the
+// backend's business.
+type ArtifactReader interface {
+	// OpenArtifact opens one artifact file; the error wraps ErrNotFound
+	// when the run or the file does not exist.
+	OpenArtifact(runID, path string) (io.ReadCloser, error)
+	// ListArtifacts lists the entries of an artifact folder ("" is the
+	// root), sorted by path; a folder that does not exist is empty.
+	ListArtifacts(runID, dir string) ([]ArtifactEntry, error)
+}
+
+// ArtifactEntry is one entry of an artifact folder (MLflow's FileInfo).
+type ArtifactEntry struct {
+	Path  string // from the artifact root, '/'-separated
+	IsDir bool
+	Size  int64 // bytes; 0 for a folder
+}
+
+// RegistryReader reads the model registry.
+type RegistryReader interface {
+	// RegisteredModels lists the registered models' names, sorted.
+	RegisteredModels() ([]string, error)
+	// ModelVersions lists a registered model's versions, oldest first;
+	// the error wraps ErrNotFound for a model that does not exist.
+	ModelVersions(name string) ([]ModelVersion, error)
+	// Alias is the version an alias points to (ErrNotFound if none).
+	Alias(name, alias string) (int, error)
+}
+
+// Registry reads the model registry and moves aliases.
+type Registry interface {
+	RegistryReader
+	SetAlias(name, alias string, version int) error
+}
+
+// Resolver turns a model URI into the model it names now.
+type Resolver interface {
+	// Resolve resolves models:/NAME/VERSION, models:/NAME@ALIAS,
+	// models:/NAME/latest, models:/NAME/STAGE, runs:/RUN_ID/PATH and
+	// file: URIs; a plain path is returned as it is.
+	Resolve(uri string) (ModelRef, error)
+}
+
+// ModelRef is what a model URI resolved to.
+type ModelRef struct {
+	URI     string // as given
+	Name    string // the registered model's name; "" unless the URI is models:/
+	Version int    // the registry's version number; 0 unless the URI is models:/
+	RunID   string // the run that made it, when known
+	// Path is the local ONNX file. A file store gives the file in place
+	// (found under the store's current root when the store was moved); a
+	// remote backend downloads the model to a local cache first.
+	Path string
+}
+
+// Browser is what the web page's experiments view and the CLI's listings
+// need: experiments, runs, their metrics and artifacts, the registry with
+// its aliases, and model resolution (a promotion's trial load).
+type Browser interface {
+	ExperimentReader
+	RunReader
+	ArtifactReader
+	Registry
+	Resolver
+}
+
+// ModelSource is what the model server needs: resolution, and the alias
+// it polls.
+type ModelSource interface {
+	Resolver
+	Alias(name, alias string) (int, error)
+}
+
+var (
+	_ Browser     = (*Store)(nil)
+	_ ModelSource = (*Store)(nil)
+)
