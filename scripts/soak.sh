@@ -12,7 +12,10 @@
 #   SHARED       the shared folder (default: ../shared beside the repository)
 #   C, N, WARMUP concurrency (64), measured requests (20000), warm-up requests (2000)
 #   MAX_TIME     the soak stops after this long whatever N (default 600s)
-#   SERVE_ARGS   extra arguments for `petbreed serve`
+#   SERVE_ARGS   extra arguments for `petbreed serve` (default "--queue 128": above the
+#                concurrency, so that every request does the real work; with the
+#                default queue of 48 a closed-loop client at c=64 spends most of its
+#                requests on instant 503s, which says little about the server)
 #   PETBREED_BIN use this petbreed binary instead of building bin/petbreed
 set -euo pipefail
 export LC_ALL=C
@@ -25,7 +28,7 @@ C=${C:-64}
 N=${N:-20000}
 WARMUP=${WARMUP:-2000}
 MAX_TIME=${MAX_TIME:-600s}
-SERVE_ARGS=${SERVE_ARGS:-}
+SERVE_ARGS=${SERVE_ARGS---queue 128}
 
 tmp=$(mktemp -d -t soak.XXXXXX)
 log=$tmp/serve.log
@@ -87,6 +90,9 @@ stop_server 30
 count503() { tr ',' '\n' <<<"${1:-}" | awk -F: '$1 == 503 { n += $2 } END { print n + 0 }'; }
 n503=$(count503 "${soak[errors_by_status]:-}")
 other=$((soak[errors] - n503))
+successes=$((soak[requests] - soak[errors]))
+first_other=""
+((other > 0)) && first_other=" (first error: ${soak[first_error]:-})"
 rss0=${before[rss_bytes]}
 rss1=${after[rss_bytes]}
 growth=$(awk -v a="$rss0" -v b="$rss1" 'BEGIN { printf "%.1f", 100 * (b - a) / a }')
@@ -109,8 +115,9 @@ Command: \`make soak\` (scripts/soak.sh: C=$C N=$N WARMUP=$WARMUP MAX_TIME=$MAX_
 | requests completed | ${soak[requests]} in $(fmt "${soak[elapsed_s]}" 1) s | $N | $(verdict "$done_ok") |
 | throughput | $(fmt "${soak[throughput]}" 1) images/s | | |
 | p50 / p99 latency | $(fmt "${soak[p50_ms]}" 2) / $(fmt "${soak[p99_ms]}" 2) ms | | |
+| successful | $successes | | |
 | 503 (overload, by design) | $n503 | | |
-| other errors | $other${soak[first_error]:+ (first: ${soak[first_error]})} | 0 | $(verdict "$errors_ok") |
+| other errors | $other$first_other | 0 | $(verdict "$errors_ok") |
 | RSS after $WARMUP warm-up requests | $(mb "$rss0") MB | | |
 | RSS after the soak | $(mb "$rss1") MB ($growth%) | growth < 10% | $(verdict "$growth_ok") |
 | peak RSS (VmHWM) | $(mb "${after[peak_rss_bytes]}") MB | | |
