@@ -11,7 +11,7 @@
 # `go test` (make test) already runs each target's seeds as a unit test.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 fuzztime=${FUZZTIME:-20s}
 pkgs=("$@")
 [ ${#pkgs[@]} -eq 0 ] && pkgs=(./...)
@@ -41,7 +41,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 # crashers lists the failing inputs go test saved for a target.
-crashers() { ls "$1/testdata/fuzz/$2" 2>/dev/null | sort; }
+crashers() { find "$1/testdata/fuzz/$2" -type f 2>/dev/null | sort; }
 
 echo "fuzz: ${#targets[@]} targets, $fuzztime each"
 failed=()
