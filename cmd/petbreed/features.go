@@ -70,7 +70,7 @@ files, whole or not at all) and split the work between them.`,
 				}
 			}
 			views := []features.View{features.Original}
-			for _, e := range cfg.Experiments {
+			for _, e := range cfg.Recipes {
 				if e.Flip { // as pipeline decides which views it needs
 					views = append(views, features.Flipped)
 					break

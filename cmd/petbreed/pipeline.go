@@ -3,18 +3,22 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"petbreed/internal/pipeline"
+	"petbreed/internal/train"
 )
 
 // trainFlags are the flags pipeline and train share.
@@ -123,7 +127,7 @@ The default configuration: petbreed pipeline --print-config.`,
 func newTrainCmd() *cobra.Command {
 	var (
 		f        trainFlags
-		e        pipeline.Experiment
+		e        = pipeline.Recipe{Hyper: train.DefaultHyper()}
 		register bool
 		seed     uint64
 	)
@@ -138,8 +142,11 @@ func newTrainCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := hyperFlagsError(e.Hyper); err != nil {
+				return usageError{err}
+			}
 			cfg := pipeline.DefaultConfig()
-			cfg.Experiments = []pipeline.Experiment{e}
+			cfg.Recipes = []pipeline.Recipe{e}
 			cfg.Refit, cfg.Seed = false, seed
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
@@ -151,18 +158,33 @@ func newTrainCmd() *cobra.Command {
 	f.register(cmd)
 	fs := cmd.Flags()
 	fs.StringVar(&e.Name, "name", "train", "run name")
-	fs.Float64Var(&e.LR, "lr", 0.001, "learning rate")
-	fs.IntVar(&e.BatchSize, "batch-size", 32, "mini-batch size")
-	fs.IntVar(&e.Epochs, "epochs", 10, "epochs (the maximum with --patience)")
-	fs.Float64Var(&e.Dropout, "dropout", 0.2, "dropout before the linear layer")
-	fs.Float64Var(&e.WeightDecay, "weight-decay", 0, "weight decay")
-	fs.BoolVar(&e.AdamW, "adamw", false, "decoupled weight decay (AdamW) instead of L2 in Adam")
-	fs.IntVar(&e.Patience, "patience", 0, "early stopping: epochs without a better validation loss (0: off)")
-	fs.Float64Var(&e.LabelSmoothing, "label-smoothing", 0, "label smoothing")
+	registerHyper(fs, &e.Hyper)
 	fs.BoolVar(&e.Flip, "flip", false, "add left-right mirrored images as training views")
 	fs.Uint64Var(&seed, "seed", 42, "seed of the split, initialisation, shuffling and dropout")
 	fs.BoolVar(&register, "register", false, "evaluate on the test split and register the model as the champion")
 	return cmd
+}
+
+// registerHyper adds a flag for each field of train.Hyper, named after its
+// yaml key with '-' for '_', its default h's value (train.DefaultHyper).
+func registerHyper(fs *pflag.FlagSet, h *train.Hyper) {
+	fs.Float64Var(&h.LR, "lr", h.LR, "learning rate")
+	fs.IntVar(&h.BatchSize, "batch-size", h.BatchSize, "mini-batch size")
+	fs.IntVar(&h.Epochs, "epochs", h.Epochs, "epochs (the maximum with --patience)")
+	fs.Float64Var(&h.Dropout, "dropout", h.Dropout, "dropout before the linear layer")
+	fs.Float64Var(&h.WeightDecay, "weight-decay", h.WeightDecay, "weight decay")
+	fs.BoolVar(&h.AdamW, "adamw", h.AdamW, "decoupled weight decay (AdamW) instead of L2 in Adam")
+	fs.IntVar(&h.Patience, "patience", h.Patience, "early stopping: epochs without a better validation loss (0: off)")
+	fs.Float64Var(&h.LabelSmoothing, "label-smoothing", h.LabelSmoothing, "label smoothing, in [0, 1]")
+}
+
+// hyperFlagsError is train.Hyper's validation in the flags' names.
+func hyperFlagsError(h train.Hyper) error {
+	var errs []error
+	for _, p := range h.Problems() {
+		errs = append(errs, fmt.Errorf("--%s %v: %s must be %s", strings.ReplaceAll(p.Key, "_", "-"), p.Value, p.Words, p.Want))
+	}
+	return errors.Join(errs...)
 }
 
 // runPipeline runs until done or interrupted and prints what was done,
@@ -187,7 +209,7 @@ func printSummary(w io.Writer, s *pipeline.Summary, asJSON bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "EXPERIMENT\tLR\tBATCH\tEPOCHS\tVAL ACC\tVAL LOSS\tTIME\tSTATUS\tRUN")
 	for _, r := range s.Runs {
-		e := r.Experiment
+		e := r.Recipe
 		epochs := fmt.Sprint(r.EpochsRun)
 		if e.Patience > 0 {
 			epochs = fmt.Sprintf("%d (best %d)", r.EpochsRun, r.BestEpoch)

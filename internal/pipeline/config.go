@@ -11,38 +11,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"petbreed/internal/train"
 )
 
-// Experiment is one training recipe.
-type Experiment struct {
-	Name           string  `yaml:"name"`
-	LR             float64 `yaml:"lr"`
-	BatchSize      int     `yaml:"batch_size"`
-	Epochs         int     `yaml:"epochs"`
-	Dropout        float64 `yaml:"dropout"`
-	WeightDecay    float64 `yaml:"weight_decay,omitempty"`
-	AdamW          bool    `yaml:"adamw,omitempty"`
-	Patience       int     `yaml:"patience,omitempty"`        // early stopping on validation loss; 0 = off
-	LabelSmoothing float64 `yaml:"label_smoothing,omitempty"` // 0 = off
-	Flip           bool    `yaml:"flip,omitempty"`            // add left-right mirrored views to the training set
+// Recipe is one training recipe, an item of the file's "experiments" list:
+// a name, the head's hyper-parameters (train.Hyper, whose yaml keys are the
+// file's and whose Validate is the one check of their bounds) and the data
+// augmentation. Each recipe is trained as one MLflow run.
+type Recipe struct {
+	Name        string `yaml:"name"`
+	train.Hyper `yaml:",inline"`
+	Flip        bool `yaml:"flip,omitempty"` // add left-right mirrored views to the training set
 }
 
-// Config is the pipeline's configuration file (YAML).
+// Config is the pipeline's configuration file (YAML). Its keys keep their
+// names: "experiment" is the MLflow experiment, "experiments" the recipes.
 type Config struct {
-	Experiment      string       `yaml:"experiment"`       // MLflow experiment name
-	RegisteredModel string       `yaml:"registered_model"` // registry name
-	Alias           string       `yaml:"alias"`            // moved to the new version
-	SelectMetric    string       `yaml:"select_metric"`    // val_acc (higher is better) or val_loss (lower)
-	Seed            uint64       `yaml:"seed"`
-	ValFraction     float64      `yaml:"val_fraction"`
-	Refit           bool         `yaml:"refit"` // retrain the selected recipe on all of trainval before the test evaluation
-	Experiments     []Experiment `yaml:"experiments"`
+	MLflowExperiment string   `yaml:"experiment"`       // MLflow experiment name
+	RegisteredModel  string   `yaml:"registered_model"` // registry name
+	Alias            string   `yaml:"alias"`            // moved to the new version
+	SelectMetric     string   `yaml:"select_metric"`    // val_acc (higher is better) or val_loss (lower)
+	Seed             uint64   `yaml:"seed"`
+	ValFraction      float64  `yaml:"val_fraction"`
+	Refit            bool     `yaml:"refit"` // retrain the selected recipe on all of trainval before the test evaluation
+	Recipes          []Recipe `yaml:"experiments"`
 }
 
 //go:embed default.yaml
@@ -61,6 +59,18 @@ func DefaultConfig() Config {
 	return c
 }
 
+// defaultTop is default.yaml without its recipes: the values of the
+// top-level keys a file leaves out. default.yaml is the one place they are
+// written.
+func defaultTop() Config {
+	var c Config
+	if err := yaml.Unmarshal(defaultConfig, &c); err != nil {
+		panic("pipeline: default.yaml: " + err.Error())
+	}
+	c.Recipes = nil
+	return c
+}
+
 // LoadConfig reads a YAML configuration file.
 func LoadConfig(path string) (Config, error) {
 	b, err := os.ReadFile(path)
@@ -76,12 +86,9 @@ func LoadConfig(path string) (Config, error) {
 
 // ParseConfig parses YAML; unknown keys are errors (a typo must not be
 // silently ignored), missing ones take the defaults of DefaultConfig's
-// top-level fields.
+// top-level fields (default.yaml's), and a recipe's missing keys are zero.
 func ParseConfig(b []byte) (Config, error) {
-	c := Config{
-		Experiment: "pet-breed", RegisteredModel: "pet-breed", Alias: "champion",
-		SelectMetric: "val_acc", Seed: 42, ValFraction: 0.2,
-	}
+	c := defaultTop()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -107,15 +114,6 @@ var (
 	aliasVersionRe = regexp.MustCompile(`^[vV][0-9]+$`)
 )
 
-func allFinite(vs ...float64) bool {
-	for _, v := range vs {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return false
-		}
-	}
-	return true
-}
-
 // Validate checks the whole configuration and says what is wrong.
 func (c Config) Validate() error {
 	var errs []error
@@ -125,17 +123,17 @@ func (c Config) Validate() error {
 	if !(c.ValFraction > 0 && c.ValFraction < 1) {
 		errs = append(errs, fmt.Errorf("val_fraction %v: want a fraction between 0 and 1", c.ValFraction))
 	}
-	if c.Experiment == "" || c.RegisteredModel == "" || !nameRe.MatchString(c.RegisteredModel) {
-		errs = append(errs, fmt.Errorf("experiment %q and registered_model %q must be non-empty names", c.Experiment, c.RegisteredModel))
+	if c.MLflowExperiment == "" || c.RegisteredModel == "" || !nameRe.MatchString(c.RegisteredModel) {
+		errs = append(errs, fmt.Errorf("experiment %q and registered_model %q must be non-empty names", c.MLflowExperiment, c.RegisteredModel))
 	}
 	if !aliasRe.MatchString(c.Alias) || strings.EqualFold(c.Alias, "latest") || aliasVersionRe.MatchString(c.Alias) {
 		errs = append(errs, fmt.Errorf("alias %q: want letters, digits, '_' and '-', not \"latest\" nor a version like \"v2\"", c.Alias))
 	}
-	if len(c.Experiments) == 0 {
+	if len(c.Recipes) == 0 {
 		errs = append(errs, errors.New("no experiments"))
 	}
 	seen := map[string]bool{}
-	for i, e := range c.Experiments {
+	for i, e := range c.Recipes {
 		where := fmt.Sprintf("experiments[%d] (%s)", i, e.Name)
 		if !nameRe.MatchString(e.Name) {
 			errs = append(errs, fmt.Errorf("%s: name must be letters, digits, '_', '.', '-'", where))
@@ -144,23 +142,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: duplicate name", where))
 		}
 		seen[e.Name] = true
-		if !(e.LR > 0 && e.LR < 10) {
-			errs = append(errs, fmt.Errorf("%s: lr %v out of range", where, e.LR))
-		}
-		if e.BatchSize < 1 || e.BatchSize > 65536 {
-			errs = append(errs, fmt.Errorf("%s: batch_size %d out of range", where, e.BatchSize))
-		}
-		if e.Epochs < 1 || e.Epochs > 10000 {
-			errs = append(errs, fmt.Errorf("%s: epochs %d out of range", where, e.Epochs))
-		}
-		if !allFinite(e.LR, e.Dropout, e.WeightDecay, e.LabelSmoothing) {
-			errs = append(errs, fmt.Errorf("%s: lr, dropout, weight_decay and label_smoothing must be finite numbers", where))
-		}
-		if !(e.Dropout >= 0 && e.Dropout < 1) {
-			errs = append(errs, fmt.Errorf("%s: dropout %v must be in [0, 1)", where, e.Dropout))
-		}
-		if !(e.WeightDecay >= 0 && e.Patience >= 0 && e.LabelSmoothing >= 0 && e.LabelSmoothing < 1) {
-			errs = append(errs, fmt.Errorf("%s: weight_decay, patience and label_smoothing must be non-negative (label_smoothing < 1)", where))
+		for _, p := range e.Hyper.Problems() {
+			errs = append(errs, fmt.Errorf("%s: %w", where, p))
 		}
 	}
 	return errors.Join(errs...)

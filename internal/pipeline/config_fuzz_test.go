@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"petbreed/internal/tracking"
+	"petbreed/internal/train"
 )
 
 // FuzzParseConfig: any bytes as the experiments file. ParseConfig never
@@ -41,7 +43,7 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return
 		}
-		for _, e := range c.Experiments {
+		for _, e := range c.Recipes {
 			for _, v := range []float64{e.LR, e.Dropout, e.WeightDecay, e.LabelSmoothing} {
 				if math.IsNaN(v) || math.IsInf(v, 0) {
 					t.Fatalf("accepted a non-finite number in %+v", e)
@@ -64,8 +66,8 @@ func FuzzParseConfig(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Experiment(c.Experiment); err != nil {
-			t.Fatalf("experiment %q accepted by the config, refused by the store: %v", c.Experiment, err)
+		if _, err := s.Experiment(c.MLflowExperiment); err != nil {
+			t.Fatalf("experiment %q accepted by the config, refused by the store: %v", c.MLflowExperiment, err)
 		}
 		model := t.TempDir()
 		if err := os.WriteFile(filepath.Join(model, "model.onnx"), []byte("x"), 0o644); err != nil {
@@ -97,6 +99,38 @@ func TestConfigFuzzFindings(t *testing.T) {
 	} {
 		if _, err := ParseConfig([]byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%s: err = %v, want one about %q", c.what, err, c.msg)
+		}
+	}
+}
+
+// TestRecipeBounds: a recipe's hyper-parameters are train.Hyper's, checked by
+// its Validate (the bounds the trainer itself takes, label smoothing in
+// [0, 1] included), and the default file's first recipe is train's default.
+func TestRecipeBounds(t *testing.T) {
+	if got, want := DefaultConfig().Recipes[0].Hyper, train.DefaultHyper(); got != want {
+		t.Errorf("default.yaml's first recipe %+v, train.DefaultHyper %+v", got, want)
+	}
+	for _, c := range []struct{ recipe, msg string }{
+		{"lr: 0.1, batch_size: 8, epochs: 1, label_smoothing: 1", ""},
+		{"lr: 0.1, batch_size: 8, epochs: 1, label_smoothing: 1.5", "label_smoothing"},
+		{"lr: 0.1, batch_size: 8, epochs: 10001", "epochs"},
+		{"lr: 0.1, batch_size: 65537, epochs: 1", "batch_size"},
+		{"lr: 0.1, batch_size: 8, epochs: 1, patience: -1, dropout: 1", "patience"},
+	} {
+		y := "experiments: [{name: a, " + c.recipe + "}]\n"
+		_, err := ParseConfig([]byte(y))
+		if c.msg == "" {
+			if err != nil {
+				t.Errorf("%s: %v", y, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.msg) || !strings.Contains(err.Error(), "experiments[0] (a)") {
+			t.Errorf("%s: err = %v, want one about experiments[0] (a) and %q", y, err, c.msg)
+		}
+		var he *train.HyperError
+		if !errors.As(err, &he) {
+			t.Errorf("%s: %v is not a train.HyperError", y, err)
 		}
 	}
 }

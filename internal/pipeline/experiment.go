@@ -29,32 +29,22 @@ type runEnv struct {
 	seed    uint64
 }
 
-func (e Experiment) trainConfig(seed uint64) train.Config {
-	return train.Config{
-		LR: e.LR, BatchSize: e.BatchSize, Epochs: e.Epochs, Dropout: e.Dropout,
-		WeightDecay: e.WeightDecay, AdamW: e.AdamW, Patience: e.Patience,
-		LabelSmoothing: e.LabelSmoothing, Seed: seed,
-	}
+func (e Recipe) trainConfig(seed uint64) train.Config {
+	return train.Config{Hyper: e.Hyper, Seed: seed}
 }
 
-func (e Experiment) params() map[string]string {
-	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
-	opt := "Adam"
-	if e.AdamW {
-		opt = "AdamW"
-	}
-	return map[string]string{
-		"lr": f(e.LR), "batch_size": strconv.Itoa(e.BatchSize), "epochs": strconv.Itoa(e.Epochs),
-		"dropout": f(e.Dropout), "weight_decay": f(e.WeightDecay), "optimizer": opt,
-		"patience": strconv.Itoa(e.Patience), "label_smoothing": f(e.LabelSmoothing),
-		"flip_views": strconv.FormatBool(e.Flip),
-	}
+// params are the recipe's MLflow run parameters: the hyper-parameters' and
+// flip_views.
+func (e Recipe) params() map[string]string {
+	p := e.Hyper.Params()
+	p["flip_views"] = strconv.FormatBool(e.Flip)
+	return p
 }
 
 // experiment trains one recipe as one tracked run. With refit, val is empty
 // and no validation metric is logged.
-func (env *runEnv) experiment(ctx context.Context, e Experiment, tr, val train.Data, tags map[string]string, refit bool) (res RunResult, head *train.Head, err error) {
-	res = RunResult{Name: e.Name, Experiment: e, Status: "FAILED"}
+func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data, tags map[string]string, refit bool) (res RunResult, head *train.Head, err error) {
+	res = RunResult{Name: e.Name, Recipe: e, Status: "FAILED"}
 	run, err := env.store.StartRun(env.expID, e.Name, tags)
 	if err != nil {
 		return res, nil, err
@@ -268,7 +258,7 @@ func (env *runEnv) register(ctx context.Context, runID string, head *train.Head,
 		return nil, err
 	}
 	modelDir := filepath.Join(run.ArtifactDir(), "model")
-	src := "file://" + filepath.ToSlash(modelDir)
+	src := tracking.FileURI(modelDir)
 	path, err := env.store.ResolveModelURI("runs:/" + runID + "/model")
 	if err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func TestPipelinePets(t *testing.T) {
 	if first.Train != 240 || first.Val != 60 || first.Test != 298 {
 		t.Errorf("split %d/%d/%d, want 240/60/298", first.Train, first.Val, first.Test)
 	}
-	wantRuns := len(cfg.Experiments)
+	wantRuns := len(cfg.Recipes)
 	if cfg.Refit {
 		wantRuns++
 	}
@@ -69,7 +69,7 @@ func TestPipelinePets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expID, err := store.Experiment(cfg.Experiment)
+	expID, err := store.Experiment(cfg.MLflowExperiment)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func checkExportAgainstCache(t *testing.T, modelPath, cacheDir string) {
 
 func TestConfig(t *testing.T) {
 	def := DefaultConfig()
-	if len(def.Experiments) < 4 || def.Experiments[0].LR != 0.001 || def.Experiments[0].Epochs != 10 {
+	if len(def.Recipes) < 4 || def.Recipes[0].LR != 0.001 || def.Recipes[0].Epochs != 10 {
 		t.Errorf("default config: %+v", def)
 	}
 	if _, err := ParseConfig(DefaultConfigYAML()); err != nil {
@@ -269,7 +269,7 @@ func TestConfig(t *testing.T) {
 		})
 	}
 	c, err := ParseConfig([]byte("seed: 7\nexperiments: [{name: x, lr: 0.01, batch_size: 16, epochs: 3, dropout: 0.1, flip: true}]\n"))
-	if err != nil || c.Seed != 7 || c.RegisteredModel != "pet-breed" || !c.Experiments[0].Flip {
+	if err != nil || c.Seed != 7 || c.RegisteredModel != "pet-breed" || !c.Recipes[0].Flip {
 		t.Errorf("%+v %v", c, err)
 	}
 	_ = strconv.Itoa

@@ -37,16 +37,16 @@ type Options struct {
 
 // RunResult is one experiment's outcome.
 type RunResult struct {
-	Name       string        `json:"name"`
-	RunID      string        `json:"run_id"`
-	Experiment Experiment    `json:"params"`
-	ValAcc     float64       `json:"val_acc"`
-	ValLoss    float64       `json:"val_loss"`
-	BestEpoch  int           `json:"best_epoch"`
-	EpochsRun  int           `json:"epochs_run"`
-	Duration   time.Duration `json:"duration_ns"`
-	Status     string        `json:"status"`
-	Error      string        `json:"error,omitempty"`
+	Name      string        `json:"name"`
+	RunID     string        `json:"run_id"`
+	Recipe    Recipe        `json:"params"`
+	ValAcc    float64       `json:"val_acc"`
+	ValLoss   float64       `json:"val_loss"`
+	BestEpoch int           `json:"best_epoch"`
+	EpochsRun int           `json:"epochs_run"`
+	Duration  time.Duration `json:"duration_ns"`
+	Status    string        `json:"status"`
+	Error     string        `json:"error,omitempty"`
 }
 
 // Summary is what a pipeline run did.
@@ -120,7 +120,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 		return nil, err
 	}
 	views := []features.View{features.Original}
-	for _, e := range cfg.Experiments {
+	for _, e := range cfg.Recipes {
 		if e.Flip {
 			views = append(views, features.Flipped)
 			break
@@ -159,7 +159,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	if n, err := store.ReapStale(); err == nil && n > 0 {
 		logf("tracking: marked %d run(s) left RUNNING by a dead process as KILLED", n)
 	}
-	expID, err := store.Experiment(cfg.Experiment)
+	expID, err := store.Experiment(cfg.MLflowExperiment)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 		head *train.Head
 	}
 	var done []trained
-	for _, e := range cfg.Experiments {
+	for _, e := range cfg.Recipes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -229,7 +229,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	champ := best
 	if cfg.Refit {
 		t = time.Now()
-		e := best.res.Experiment
+		e := best.res.Recipe
 		e.Name = best.res.Name + "-refit"
 		e.Epochs = max(best.res.BestEpoch, 1)
 		e.Patience = 0

@@ -32,19 +32,19 @@ func TestRecipeStudy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recipes := []Experiment{
-		{Name: "orig_lr0.001_bs32", LR: 0.001, BatchSize: 32, Epochs: 10, Dropout: 0.2},
-		{Name: "orig_lr0.005_bs32", LR: 0.005, BatchSize: 32, Epochs: 10, Dropout: 0.2},
-		{Name: "orig_lr0.001_bs64", LR: 0.001, BatchSize: 64, Epochs: 10, Dropout: 0.2},
-		{Name: "flip10", LR: 0.001, BatchSize: 32, Epochs: 10, Dropout: 0.2, Flip: true},
-		{Name: "es", LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2},
-		{Name: "flip_es", LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2, Flip: true},
-		{Name: "flip_wd_es", LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2, WeightDecay: 1e-4, AdamW: true, Flip: true},
-		{Name: "flip_wd_ls_es", LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2, WeightDecay: 1e-4, AdamW: true, LabelSmoothing: 0.1, Flip: true},
-		{Name: "flip_wd1e-2_es", LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2, WeightDecay: 1e-2, AdamW: true, Flip: true},
-		{Name: "flip_do5_es", LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.5, Flip: true},
-		{Name: "flip_lr3e-4_es", LR: 0.0003, BatchSize: 32, Epochs: 200, Patience: 15, Dropout: 0.2, Flip: true},
-		{Name: "flip30", LR: 0.001, BatchSize: 32, Epochs: 30, Dropout: 0.2, Flip: true},
+	recipes := []Recipe{
+		{Name: "orig_lr0.001_bs32", Hyper: train.Hyper{LR: 0.001, BatchSize: 32, Epochs: 10, Dropout: 0.2}},
+		{Name: "orig_lr0.005_bs32", Hyper: train.Hyper{LR: 0.005, BatchSize: 32, Epochs: 10, Dropout: 0.2}},
+		{Name: "orig_lr0.001_bs64", Hyper: train.Hyper{LR: 0.001, BatchSize: 64, Epochs: 10, Dropout: 0.2}},
+		{Name: "flip10", Hyper: train.Hyper{LR: 0.001, BatchSize: 32, Epochs: 10, Dropout: 0.2}, Flip: true},
+		{Name: "es", Hyper: train.Hyper{LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2}},
+		{Name: "flip_es", Hyper: train.Hyper{LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2}, Flip: true},
+		{Name: "flip_wd_es", Hyper: train.Hyper{LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2, WeightDecay: 1e-4, AdamW: true}, Flip: true},
+		{Name: "flip_wd_ls_es", Hyper: train.Hyper{LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2, WeightDecay: 1e-4, AdamW: true, LabelSmoothing: 0.1}, Flip: true},
+		{Name: "flip_wd1e-2_es", Hyper: train.Hyper{LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.2, WeightDecay: 1e-2, AdamW: true}, Flip: true},
+		{Name: "flip_do5_es", Hyper: train.Hyper{LR: 0.001, BatchSize: 32, Epochs: 100, Patience: 10, Dropout: 0.5}, Flip: true},
+		{Name: "flip_lr3e-4_es", Hyper: train.Hyper{LR: 0.0003, BatchSize: 32, Epochs: 200, Patience: 15, Dropout: 0.2}, Flip: true},
+		{Name: "flip30", Hyper: train.Hyper{LR: 0.001, BatchSize: 32, Epochs: 30, Dropout: 0.2}, Flip: true},
 	}
 	perClass := 0
 	if v := os.Getenv("PB_PER_CLASS"); v != "" {
@@ -79,8 +79,8 @@ func TestRecipeStudy(t *testing.T) {
 		te := rowsOf(fr, all, nTr+nVa, len(all), features.Original)
 		// The pipelines: the original's (its three, best by val, no refit)
 		// and ours (the default config: four, best by val, refit).
-		pipe := func(exps []Experiment, refit bool) float64 {
-			var best Experiment
+		pipe := func(exps []Recipe, refit bool) float64 {
+			var best Recipe
 			var bestH *train.Head
 			bestVal, bestEp := -1.0, 0
 			for _, r := range exps {
@@ -104,7 +104,7 @@ func TestRecipeStudy(t *testing.T) {
 			}
 			return train.Evaluate(bestH, te).Acc / float64(seeds)
 		}
-		def := DefaultConfig().Experiments
+		def := DefaultConfig().Recipes
 		origPipe += pipe(def[:3], false)
 		ourNoRefit += pipe(def, false)
 		ourPipe += pipe(def, true)

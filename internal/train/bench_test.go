@@ -30,7 +30,7 @@ func BenchmarkEpoch37(b *testing.B) {
 	const n, d, c = 7360, 1280, 37
 	train := randomData(n, d, c, 1)
 	val := randomData(1472, d, c, 2)
-	cfg := Config{LR: 0.001, BatchSize: 32, Epochs: 1, Dropout: 0.2, Seed: 1}
+	cfg := Config{Hyper: Hyper{LR: 0.001, BatchSize: 32, Epochs: 1, Dropout: 0.2}, Seed: 1}
 	var total time.Duration
 	var epochs int
 	for b.Loop() {

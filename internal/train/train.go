@@ -13,28 +13,10 @@ import (
 // finite.
 var ErrDiverged = errors.New("training diverged")
 
-// Config holds the hyper-parameters of a training run.
+// Config is a training run's hyper-parameters and its seed.
 type Config struct {
-	LR        float64
-	BatchSize int
-	Epochs    int     // maximum number of epochs
-	Dropout   float64 // p of the Dropout before the Linear layer, in [0, 1)
-	// WeightDecay is torch.optim.Adam's weight_decay: L2 regularisation,
-	// WeightDecay·w added to the gradient before the moment estimates. With
-	// AdamW it is AdamW's decoupled decay instead: w ← w·(1 − LR·WeightDecay)
-	// before the Adam step, the gradient left alone. It applies to the
-	// weights and the bias alike, as with Adam(model.parameters()).
-	WeightDecay float64
-	AdamW       bool // decoupled weight decay (torch.optim.AdamW) instead of L2
-	// Patience stops training after this many epochs in a row without a
-	// validation loss strictly below the best so far; 0 disables it. When it
-	// is positive Train returns the head of the best epoch, otherwise the
-	// head of the last epoch.
-	Patience int
-	// LabelSmoothing is CrossEntropyLoss's label_smoothing, in [0, 1]: the
-	// target is (1−ε)·onehot + ε/C. 0 turns it off.
-	LabelSmoothing float64
-	Seed           uint64
+	Hyper
+	Seed uint64
 }
 
 // Adam's constants (torch.optim.Adam defaults).
@@ -44,24 +26,11 @@ const (
 	adamEps   = 1e-8
 )
 
-// Validate reports the first invalid field of c.
+// Validate checks c's hyper-parameters (Hyper.Validate), every field out of
+// bounds named.
 func (c Config) Validate() error {
-	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-	switch {
-	case !finite(c.LR) || c.LR <= 0:
-		return fmt.Errorf("train: learning rate %v must be positive", c.LR)
-	case c.BatchSize < 1:
-		return fmt.Errorf("train: batch size %d must be at least 1", c.BatchSize)
-	case c.Epochs < 1:
-		return fmt.Errorf("train: epochs %d must be at least 1", c.Epochs)
-	case !(c.Dropout >= 0 && c.Dropout < 1):
-		return fmt.Errorf("train: dropout %v must be in [0, 1)", c.Dropout)
-	case !finite(c.WeightDecay) || c.WeightDecay < 0:
-		return fmt.Errorf("train: weight decay %v must be non-negative", c.WeightDecay)
-	case c.Patience < 0:
-		return fmt.Errorf("train: patience %d must not be negative", c.Patience)
-	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing <= 1):
-		return fmt.Errorf("train: label smoothing %v must be in [0, 1]", c.LabelSmoothing)
+	if err := c.Hyper.Validate(); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	return nil
 }
@@ -77,15 +46,8 @@ type Data struct {
 // N returns the number of samples.
 func (d Data) N() int { return len(d.Y) }
 
-// Validate checks that d is a non-empty set of finite D-dimensional rows with
-// labels in [0, classes).
-func (d Data) Validate(classes int) error {
-	if err := d.check(classes); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	return nil
-}
-
+// check says why d is not a non-empty set of finite D-dimensional rows
+// with labels in [0, classes), or returns nil.
 func (d Data) check(classes int) error {
 	switch {
 	case d.D <= 0:
@@ -125,7 +87,8 @@ type Epoch struct {
 // every epoch, and calls onEpoch (if not nil) after each one. It returns the
 // head (see Config.Patience) and the history of the epochs run.
 //
-// Both data sets must pass Data.Validate and have the same D, except that
+// Both data sets must be non-empty sets of finite rows of the same D with
+// labels in [0, classes), except that
 // val may be empty when Patience is 0 (a final refit on all the data): the
 // epochs' validation metrics are then NaN. A loss that is no longer finite stops
 // training with an error wrapping ErrDiverged ("training diverged") that names

@@ -68,7 +68,7 @@ func separable(n, d, c int, seed uint64) Data {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := Config{LR: 0.001, BatchSize: 32, Epochs: 10, Dropout: 0.2}
+	ok := Config{Hyper: Hyper{LR: 0.001, BatchSize: 32, Epochs: 10, Dropout: 0.2}}
 	tests := []struct {
 		name  string
 		edit  func(*Config)
@@ -109,7 +109,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestTrainInputErrors(t *testing.T) {
 	good := separable(20, 4, 3, 1)
-	cfg := Config{LR: 0.01, BatchSize: 8, Epochs: 1}
+	cfg := Config{Hyper: Hyper{LR: 0.01, BatchSize: 8, Epochs: 1}}
 	nan := Data{X: append([]float32(nil), good.X...), Y: good.Y, D: good.D}
 	nan.X[5] = float32(math.NaN())
 	inf := Data{X: append([]float32(nil), good.X...), Y: good.Y, D: good.D}
@@ -125,7 +125,7 @@ func TestTrainInputErrors(t *testing.T) {
 		classes    int
 		want       string
 	}{
-		{"bad config", Config{LR: -1, BatchSize: 8, Epochs: 1}, good, good, 3, "learning rate"},
+		{"bad config", Config{Hyper: Hyper{LR: -1, BatchSize: 8, Epochs: 1}}, good, good, 3, "learning rate"},
 		{"empty train", cfg, Data{D: 4}, good, 3, "no samples"},
 		{"empty val with early stopping", func() Config { c := cfg; c.Patience = 2; return c }(), good, Data{D: 4}, 3, "needs validation"},
 		{"nil data", cfg, Data{}, good, 3, "feature dimension"},
@@ -166,7 +166,7 @@ func TestGradient(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			data := randomData(tc.n, tc.d, tc.c, 5)
-			cfg := Config{LR: 0.01, BatchSize: tc.n, Epochs: 1, Dropout: tc.dropout, LabelSmoothing: tc.label, Seed: 9}
+			cfg := Config{Hyper: Hyper{LR: 0.01, BatchSize: tc.n, Epochs: 1, Dropout: tc.dropout, LabelSmoothing: tc.label}, Seed: 9}
 			tr := newTrainer(cfg, data, tc.c, newTeam(1))
 			// Spread the weights so the softmax is not uniform.
 			for i := range tr.h.W {
@@ -238,7 +238,7 @@ func TestDeterminism(t *testing.T) {
 	// Odd sizes: a partial last batch, D not a multiple of 4.
 	train := randomData(301, 67, 5, 1)
 	val := randomData(53, 67, 5, 2)
-	cfg := Config{LR: 0.005, BatchSize: 32, Epochs: 3, Dropout: 0.2, WeightDecay: 1e-4, LabelSmoothing: 0.05, Seed: 42}
+	cfg := Config{Hyper: Hyper{LR: 0.005, BatchSize: 32, Epochs: 3, Dropout: 0.2, WeightDecay: 1e-4, LabelSmoothing: 0.05}, Seed: 42}
 
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	runtime.GOMAXPROCS(2)
@@ -290,9 +290,9 @@ func TestDeterminism(t *testing.T) {
 
 func TestLearnsSeparable(t *testing.T) {
 	for _, cfg := range []Config{
-		{LR: 0.01, BatchSize: 32, Epochs: 10, Dropout: 0.2, Seed: 1},
-		{LR: 0.005, BatchSize: 64, Epochs: 10, Dropout: 0.2, AdamW: true, WeightDecay: 0.01, Seed: 2},
-		{LR: 0.01, BatchSize: 7, Epochs: 5, LabelSmoothing: 0.1, Seed: 3},
+		{Hyper: Hyper{LR: 0.01, BatchSize: 32, Epochs: 10, Dropout: 0.2}, Seed: 1},
+		{Hyper: Hyper{LR: 0.005, BatchSize: 64, Epochs: 10, Dropout: 0.2, AdamW: true, WeightDecay: 0.01}, Seed: 2},
+		{Hyper: Hyper{LR: 0.01, BatchSize: 7, Epochs: 5, LabelSmoothing: 0.1}, Seed: 3},
 	} {
 		train := separable(500, 24, 6, 11)
 		val := separable(200, 24, 6, 11) // same centres, fresh samples
@@ -322,7 +322,7 @@ func TestAdamUpdate(t *testing.T) {
 	// -0.1, 0.05; expected values by hand (in float64):
 	// step 1: m̂ = 0.2, v̂ = 0.04, p = 0.5 − 0.1·0.2/(0.2+1e-8).
 	want := []float64{0.40000000499999966, 0.37336630271867566, 0.3393233904720767}
-	tr := &trainer{cfg: Config{LR: 0.1}}
+	tr := &trainer{cfg: Config{Hyper: Hyper{LR: 0.1}}}
 	p, m, v := []float32{0.5}, []float32{0}, []float32{0}
 	for i, g := range []float32{0.2, -0.1, 0.05} {
 		tr.steps++
@@ -343,9 +343,9 @@ func TestAdamOneStep(t *testing.T) {
 		name string
 		cfg  Config
 	}{
-		{"adam", Config{LR: lr, BatchSize: n, Epochs: 1, Seed: 4}},
-		{"adam L2", Config{LR: lr, BatchSize: n, Epochs: 1, Seed: 4, WeightDecay: wd}},
-		{"adamw", Config{LR: lr, BatchSize: n, Epochs: 1, Seed: 4, WeightDecay: wd, AdamW: true}},
+		{"adam", Config{Hyper: Hyper{LR: lr, BatchSize: n, Epochs: 1}, Seed: 4}},
+		{"adam L2", Config{Hyper: Hyper{LR: lr, BatchSize: n, Epochs: 1, WeightDecay: wd}, Seed: 4}},
+		{"adamw", Config{Hyper: Hyper{LR: lr, BatchSize: n, Epochs: 1, WeightDecay: wd, AdamW: true}, Seed: 4}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -428,7 +428,7 @@ func TestDropout(t *testing.T) {
 	})
 	t.Run("eval mode deterministic", func(t *testing.T) {
 		data := randomData(9, 33, 4, 8)
-		cfg := Config{LR: 0.01, BatchSize: 9, Epochs: 1, Dropout: 0.5, Seed: 1}
+		cfg := Config{Hyper: Hyper{LR: 0.01, BatchSize: 9, Epochs: 1, Dropout: 0.5}, Seed: 1}
 		tr := newTrainer(cfg, data, 4, newTeam(1))
 		idx := []int32{0, 1, 2, 3, 4, 5, 6, 7, 8}
 		tr.forward(idx)
@@ -444,7 +444,7 @@ func TestDropout(t *testing.T) {
 		if !sameBits(a, b) {
 			t.Error("eval mode is not deterministic")
 		}
-		noDrop := newTrainer(Config{LR: 0.01, BatchSize: 9, Epochs: 1, Seed: 1}, data, 4, newTeam(1))
+		noDrop := newTrainer(Config{Hyper: Hyper{LR: 0.01, BatchSize: 9, Epochs: 1}, Seed: 1}, data, 4, newTeam(1))
 		noDrop.forward(idx)
 		if !sameBits(a, noDrop.logits) {
 			t.Error("eval-mode logits differ from training-mode logits without dropout")
@@ -469,7 +469,7 @@ func TestEarlyStopping(t *testing.T) {
 	// training set and the validation loss soon rises.
 	train := randomData(40, 300, 4, 21)
 	val := randomData(60, 300, 4, 22)
-	cfg := Config{LR: 0.02, BatchSize: 8, Epochs: 60, Patience: 3, Seed: 5}
+	cfg := Config{Hyper: Hyper{LR: 0.02, BatchSize: 8, Epochs: 60, Patience: 3}, Seed: 5}
 	h, hist, err := Train(cfg, train, val, 4, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -531,7 +531,7 @@ func TestDiverged(t *testing.T) {
 		data.X[i] *= 1e9
 	}
 	// Adam moves every weight by about LR per step: the logits overflow.
-	cfg := Config{LR: 1e30, BatchSize: 8, Epochs: 5, Seed: 1}
+	cfg := Config{Hyper: Hyper{LR: 1e30, BatchSize: 8, Epochs: 5}, Seed: 1}
 	h, _, err := Train(cfg, data, data, 3, nil)
 	if !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "training diverged") ||
 		!strings.Contains(err.Error(), "epoch ") || h != nil {
@@ -583,7 +583,7 @@ func TestTeam(t *testing.T) {
 // validation set; its metrics are NaN, and early stopping is refused.
 func TestTrainWithoutValidation(t *testing.T) {
 	tr := separable(120, 8, 3, 1)
-	cfg := Config{LR: 0.05, BatchSize: 16, Epochs: 5, Seed: 3}
+	cfg := Config{Hyper: Hyper{LR: 0.05, BatchSize: 16, Epochs: 5}, Seed: 3}
 	h, hist, err := Train(cfg, tr, Data{}, 3, nil)
 	if err != nil {
 		t.Fatal(err)
