@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 )
 
 // Features says where a classifier model's pooled features are: the input of
@@ -52,7 +51,11 @@ var ErrNoClassifier = errors.New("the model does not end in a linear classifier"
 // DequantizeLinear of one). The model must have one input and one output.
 func FindFeatures(model []byte) (Features, error) {
 	var f Features
-	info, err := ParseInfo(model)
+	m, g, err := modelGraphOf(model)
+	if err != nil {
+		return f, err
+	}
+	info, err := m.Info()
 	if err != nil {
 		return f, fmt.Errorf("onnx: %w", err)
 	}
@@ -63,10 +66,6 @@ func FindFeatures(model []byte) (Features, error) {
 	if len(info.Outputs) != 1 {
 		return f, fmt.Errorf("onnx: %w: it has %d outputs, want one", ErrNoClassifier, len(info.Outputs))
 	}
-	g, err := modelGraphOf(model)
-	if err != nil {
-		return f, err
-	}
 	notLinear := func(format string, a ...any) error {
 		return fmt.Errorf("onnx: %w: %s", ErrNoClassifier, fmt.Sprintf(format, a...))
 	}
@@ -75,23 +74,23 @@ func FindFeatures(model []byte) (Features, error) {
 	if n == nil {
 		return f, notLinear("the output %q is not computed by a node", out)
 	}
-	var chain []*gnode // from the output back
+	var chain []*Node // from the output back
 	if n.is("Softmax") || n.is("LogSoftmax") {
 		chain = append(chain, n)
 		if n = g.producer[n.input(0)]; n == nil {
-			return f, notLinear("the input of %s is not computed by a node", describe(chain[0]))
+			return f, notLinear("the input of %s is not computed by a node", g.describe(chain[0]))
 		}
 	}
-	matrix := func(n *gnode, i int) ([]int64, error) {
+	matrix := func(n *Node, i int) ([]int64, error) {
 		s, ok := g.constShape(n.input(i))
 		if !ok || len(s) != 2 || s[0] <= 0 || s[1] <= 0 || s[0] > math.MaxInt32 || s[1] > math.MaxInt32 {
-			return nil, notLinear("the weight %q of %s is not a constant matrix", n.input(i), describe(n))
+			return nil, notLinear("the weight %q of %s is not a constant matrix", n.input(i), g.describe(n))
 		}
 		return s, nil
 	}
 	// fromMatMul finds, among two inputs of an addition, the one computed by
 	// op while the other is a constant (the bias).
-	fromMatMul := func(a, b, op string) *gnode {
+	fromMatMul := func(a, b, op string) *Node {
 		switch {
 		case g.producer[a].is(op) && g.isConst(b):
 			return g.producer[a]
@@ -106,15 +105,15 @@ func FindFeatures(model []byte) (Features, error) {
 		chain = append(chain, n)
 		dq := n
 		n = g.producer[n.input(0)]
-		if n != nil && n.op == "QLinearAdd" && n.domain == "com.microsoft" && len(n.inputs) >= 8 {
+		if n != nil && n.OpType == "QLinearAdd" && n.Domain == "com.microsoft" && len(n.Inputs) >= 8 {
 			chain = append(chain, n)
 			add := n
 			if n = fromMatMul(n.input(0), n.input(3), "QLinearMatMul"); n == nil {
-				return f, notLinear("%s does not add a constant to a QLinearMatMul", describe(add))
+				return f, notLinear("%s does not add a constant to a QLinearMatMul", g.describe(add))
 			}
 		}
-		if !n.is("QLinearMatMul") || len(n.inputs) != 8 {
-			return f, notLinear("%s does not dequantize a QLinearMatMul's result", describe(dq))
+		if !n.is("QLinearMatMul") || len(n.Inputs) != 8 {
+			return f, notLinear("%s does not dequantize a QLinearMatMul's result", g.describe(dq))
 		}
 		chain = append(chain, n)
 		s, err := matrix(n, 3)
@@ -125,15 +124,15 @@ func FindFeatures(model []byte) (Features, error) {
 		f.Quantized, f.Scale, f.ZeroPoint = true, n.input(1), n.input(2)
 	case n.is("Gemm"):
 		chain = append(chain, n)
-		if n.ints["transA"] != 0 {
-			return f, notLinear("%s transposes its data input", describe(n))
+		if n.attrInt("transA") != 0 {
+			return f, notLinear("%s transposes its data input", g.describe(n))
 		}
 		s, err := matrix(n, 1)
 		if err != nil {
 			return f, err
 		}
 		f.Tensor, f.Dim = n.input(0), int(s[0])
-		if n.ints["transB"] != 0 {
+		if n.attrInt("transB") != 0 {
 			f.Dim = int(s[1])
 		}
 	case n.is("Add"), n.is("MatMul"):
@@ -141,7 +140,7 @@ func FindFeatures(model []byte) (Features, error) {
 			chain = append(chain, n)
 			add := n
 			if n = fromMatMul(n.input(0), n.input(1), "MatMul"); n == nil {
-				return f, notLinear("%s does not add a constant to a MatMul", describe(add))
+				return f, notLinear("%s does not add a constant to a MatMul", g.describe(add))
 			}
 		}
 		chain = append(chain, n)
@@ -151,10 +150,10 @@ func FindFeatures(model []byte) (Features, error) {
 		}
 		f.Tensor, f.Dim = n.input(0), int(s[0])
 	default:
-		return f, notLinear("the output %q is computed by %s", out, describe(n))
+		return f, notLinear("the output %q is computed by %s", out, g.describe(n))
 	}
 	if f.Tensor == "" {
-		return f, notLinear("%s has no data input", describe(chain[len(chain)-1]))
+		return f, notLinear("%s has no data input", g.describe(chain[len(chain)-1]))
 	}
 
 	if f.Quantized {
@@ -163,50 +162,33 @@ func FindFeatures(model []byte) (Features, error) {
 		}
 	}
 	for i := len(chain) - 1; i >= 0; i-- {
-		f.Classifier = append(f.Classifier, chain[i].id())
+		f.Classifier = append(f.Classifier, g.id(chain[i]))
 	}
 	return f, nil
 }
 
-// describe names a node for error messages: `Gemm node "Gemm_104"`.
-func describe(n *gnode) string {
-	op := n.op
-	if n.domain != "" {
-		op = n.domain + "." + op
-	}
-	if n.name == "" {
-		return fmt.Sprintf("the %s node #%d", op, n.index)
-	}
-	return fmt.Sprintf("the %s node %q", op, n.name)
-}
-
-// modelGraphOf decodes the graph of a serialized model.
-func modelGraphOf(model []byte) (*graph, error) {
-	raw, err := graphBytes(model)
+// modelGraphOf decodes and indexes the graph of a serialized model.
+func modelGraphOf(model []byte) (*Model, *graph, error) {
+	m, err := Decode(model)
 	if err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
+		return nil, nil, fmt.Errorf("onnx: %w", err)
 	}
-	g, err := parseGraphProto(raw)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %w: graph: %w", ErrNotONNX, err)
+	if m.Graph == nil {
+		return nil, nil, fmt.Errorf("onnx: %w: no graph", ErrNotONNX)
 	}
-	return g, nil
+	return m, indexGraph(m.Graph), nil
 }
 
 // quantParams reads the per-tensor scale (float32) and zero point (uint8 or
 // int8) initializers of a quantized tensor.
 func (g *graph) quantParams(scale, zeroPoint string) (float32, int32, error) {
-	sb, ok := g.inits[scale]
+	st, ok := g.inits[scale]
 	if !ok {
 		return 0, 0, fmt.Errorf("scale %q is not an initializer", scale)
 	}
-	zb, ok := g.inits[zeroPoint]
+	zt, ok := g.inits[zeroPoint]
 	if !ok {
 		return 0, 0, fmt.Errorf("zero point %q is not an initializer", zeroPoint)
-	}
-	st, err := parseTensor(sb)
-	if err != nil {
-		return 0, 0, fmt.Errorf("scale %q: %w", scale, err)
 	}
 	sv, err := st.Float32s()
 	if err != nil {
@@ -214,10 +196,6 @@ func (g *graph) quantParams(scale, zeroPoint string) (float32, int32, error) {
 	}
 	if len(sv) != 1 || math.IsNaN(float64(sv[0])) || math.IsInf(float64(sv[0]), 0) {
 		return 0, 0, fmt.Errorf("scale %q is %v, want one finite value (per-tensor quantization)", scale, sv)
-	}
-	zt, err := parseTensor(zb)
-	if err != nil {
-		return 0, 0, fmt.Errorf("zero point %q: %w", zeroPoint, err)
 	}
 	if zt.Type != Uint8 && zt.Type != Int8 {
 		return 0, 0, fmt.Errorf("zero point %q is %s, want uint8 or int8", zeroPoint, zt.Type)
@@ -234,24 +212,16 @@ func (g *graph) quantParams(scale, zeroPoint string) (float32, int32, error) {
 
 // elemType returns the element type of the features: the zero point's type
 // when quantized, float32 otherwise.
-func (g *graph) elemType(f Features) (DataType, error) {
-	if !f.Quantized {
-		return Float, nil
+func (g *graph) elemType(f Features) DataType {
+	if t := g.inits[f.ZeroPoint]; f.Quantized && t != nil {
+		return t.Type
 	}
-	var t int64
-	err := eachField(g.inits[f.ZeroPoint], func(fl field) error {
-		var err error
-		if fl.num == tensorDataType {
-			t, err = fl.intOf("data_type")
-		}
-		return err
-	})
-	return DataType(t), err
+	return Float
 }
 
 // prepare checks that f describes the model's graph g and returns the nodes
 // that compute the features.
-func (g *graph) prepare(info *ModelInfo, f Features) (map[*gnode]bool, error) {
+func (g *graph) prepare(info *ModelInfo, f Features) (map[*Node]bool, error) {
 	inputOK := false
 	for _, in := range info.Inputs {
 		inputOK = inputOK || in.Name == f.Input
@@ -273,10 +243,10 @@ func (g *graph) prepare(info *ModelInfo, f Features) (map[*gnode]bool, error) {
 	}
 	keep := g.ancestors(f.Tensor)
 	if len(f.Classifier) > 0 {
-		ids := map[string]*gnode{}
+		ids := map[string]*Node{}
 		for _, n := range g.nodes {
-			if _, dup := ids[n.id()]; !dup {
-				ids[n.id()] = n
+			if _, dup := ids[g.id(n)]; !dup {
+				ids[g.id(n)] = n
 			}
 		}
 		for _, id := range f.Classifier {
@@ -351,9 +321,26 @@ func Export(backbone []byte, f Features, w, b []float32, classes int, meta map[s
 	if err := checkMeta(meta); err != nil {
 		return nil, err
 	}
-	info, err := ParseInfo(backbone)
+	m, g, err := modelGraphOf(backbone)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: export: %w", err)
+	}
+	if err := replaceHead(m, g, f, w, b, classes); err != nil {
+		return nil, err
+	}
+	m.ProducerName = "petbreed"
+	m.ProducerVersion = ""
+	m.layout.drop(modelProducerVersion)
+	m.SetMetadata(meta)
+	return m.Encode(), nil
+}
+
+// replaceHead is the graph rewrite of Export: it cuts the classifier off
+// the graph g of m and appends the new head and softmax.
+func replaceHead(m *Model, g *graph, f Features, w, b []float32, classes int) error {
+	info, err := m.Info()
+	if err != nil {
+		return fmt.Errorf("onnx: export: %w", err)
 	}
 	// DequantizeLinear appeared in opset 10; Gemm broadcasts its bias since
 	// opset 7. Softmax(axis=1) of a 2-D input is the same at every opset.
@@ -362,26 +349,22 @@ func Export(backbone []byte, f Features, w, b []float32, classes int, meta map[s
 		need = 10
 	}
 	if v, ok := info.Opset(""); !ok || v < need {
-		return nil, fmt.Errorf("onnx: export: the backbone imports opset %d of %s, want %d or later", v, DefaultDomain, need)
-	}
-	g, err := modelGraphOf(backbone)
-	if err != nil {
-		return nil, err
+		return fmt.Errorf("onnx: export: the backbone imports opset %d of %s, want %d or later", v, DefaultDomain, need)
 	}
 	keep, err := g.prepare(info, f)
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	// The names the new graph already uses.
 	taken := map[string]bool{}
 	nodeNames := map[string]bool{}
 	for n := range keep {
-		nodeNames[n.name] = true
+		nodeNames[n.Name] = true
 		for _, s := range n.reads() {
 			taken[s] = true
 		}
-		for _, s := range n.outputs {
+		for _, s := range n.Outputs {
 			taken[s] = true
 		}
 	}
@@ -390,7 +373,7 @@ func Export(backbone []byte, f Features, w, b []float32, classes int, meta map[s
 	}
 	taken[f.Tensor], taken[f.Scale], taken[f.ZeroPoint] = true, true, true
 	if taken[ExportProbabilities] {
-		return nil, fmt.Errorf("onnx: export: the backbone already has a value named %q", ExportProbabilities)
+		return fmt.Errorf("onnx: export: the backbone already has a value named %q", ExportProbabilities)
 	}
 	taken[ExportProbabilities] = true
 	unique := func(set map[string]bool, base string) string {
@@ -402,40 +385,34 @@ func Export(backbone []byte, f Features, w, b []float32, classes int, meta map[s
 		return s
 	}
 
-	var extra []byte
-	features := f.Tensor
-	if f.Quantized {
-		features = unique(taken, ExportFeatures)
-		extra = appendBytesField(extra, graphNode, encodeNode(unique(nodeNames, "petbreed_dequantize"), "DequantizeLinear",
-			[]string{f.Tensor, f.Scale, f.ZeroPoint}, []string{features}))
-	}
-	wName, bName := unique(taken, ExportWeight), unique(taken, ExportBias)
-	logits := unique(taken, ExportLogits)
-	extra = appendBytesField(extra, graphNode, encodeNode(unique(nodeNames, "petbreed_head"), "Gemm",
-		[]string{features, wName, bName}, []string{logits}, encodeIntAttr("transB", 1)))
-	extra = appendBytesField(extra, graphNode, encodeNode(unique(nodeNames, "petbreed_softmax"), "Softmax",
-		[]string{logits}, []string{ExportProbabilities}, encodeIntAttr("axis", 1)))
-	wDims, bDims := []int64{int64(classes), int64(f.Dim)}, []int64{int64(classes)}
-	extra = appendBytesField(extra, graphInitializer, encodeFloatTensor(wName, wDims, w))
-	extra = appendBytesField(extra, graphInitializer, encodeFloatTensor(bName, bDims, b))
-	if info.IRVersion < 4 { // initializers must also be graph inputs
-		extra = appendBytesField(extra, graphInput, encodeValueInfo(wName,
-			encodeTensorType(Float, []Dim{{Value: wDims[0]}, {Value: wDims[1]}})))
-		extra = appendBytesField(extra, graphInput, encodeValueInfo(bName,
-			encodeTensorType(Float, []Dim{{Value: bDims[0]}})))
-	}
-	extra = appendBytesField(extra, graphOutput, encodeValueInfo(ExportProbabilities,
-		encodeTensorType(Float, []Dim{batchDim(f.InputShape), {Value: int64(classes)}})))
-
 	var uses []string
 	if f.Quantized {
 		uses = []string{f.Scale, f.ZeroPoint}
 	}
-	newGraph, err := g.cut(keep, uses, nil, extra)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: export: %w", err)
+	g.cut(keep, uses, nil)
+	gr := g.g
+	features := f.Tensor
+	if f.Quantized {
+		features = unique(taken, ExportFeatures)
+		gr.InsertNode(len(gr.Nodes), NewNode(unique(nodeNames, "petbreed_dequantize"), "DequantizeLinear",
+			[]string{f.Tensor, f.Scale, f.ZeroPoint}, []string{features}))
 	}
-	return rewriteModel(backbone, newGraph, "petbreed", meta)
+	wName, bName := unique(taken, ExportWeight), unique(taken, ExportBias)
+	logits := unique(taken, ExportLogits)
+	gr.InsertNode(len(gr.Nodes), NewNode(unique(nodeNames, "petbreed_head"), "Gemm",
+		[]string{features, wName, bName}, []string{logits}, IntAttr("transB", 1)))
+	gr.InsertNode(len(gr.Nodes), NewNode(unique(nodeNames, "petbreed_softmax"), "Softmax",
+		[]string{logits}, []string{ExportProbabilities}, IntAttr("axis", 1)))
+	wDims, bDims := []int64{int64(classes), int64(f.Dim)}, []int64{int64(classes)}
+	gr.SetInitializer(FloatTensor(wName, wDims, w))
+	gr.SetInitializer(FloatTensor(bName, bDims, b))
+	if info.IRVersion < 4 { // initializers must also be graph inputs
+		gr.Inputs = append(gr.Inputs,
+			TensorValue(wName, Float, []Dim{{Value: wDims[0]}, {Value: wDims[1]}}),
+			TensorValue(bName, Float, []Dim{{Value: bDims[0]}}))
+	}
+	gr.AddOutput(TensorValue(ExportProbabilities, Float, []Dim{batchDim(f.InputShape), {Value: int64(classes)}}))
+	return nil
 }
 
 // FeatureModel returns a copy of the model whose only output is the features
@@ -445,13 +422,13 @@ func Export(backbone []byte, f Features, w, b []float32, classes int, meta map[s
 // f.ScaleValue and f.ZeroPointValue. The output is declared [batch, f.Dim]
 // unless the model's value_info gives it a type.
 func FeatureModel(model []byte, f Features) ([]byte, error) {
-	info, err := ParseInfo(model)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
-	}
-	g, err := modelGraphOf(model)
+	m, g, err := modelGraphOf(model)
 	if err != nil {
 		return nil, err
+	}
+	info, err := m.Info()
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
 	}
 	keep, err := g.prepare(info, f)
 	if err != nil {
@@ -459,18 +436,11 @@ func FeatureModel(model []byte, f Features) ([]byte, error) {
 	}
 	typ := g.types[f.Tensor]
 	if typ == nil {
-		elem, err := g.elemType(f)
-		if err != nil {
-			return nil, fmt.Errorf("onnx: features: %w", err)
-		}
-		typ = encodeTensorType(elem, []Dim{batchDim(f.InputShape), {Value: int64(f.Dim)}})
+		typ = encodeTensorType(g.elemType(f), []Dim{batchDim(f.InputShape), {Value: int64(f.Dim)}})
 	}
-	extra := appendBytesField(nil, graphOutput, encodeValueInfo(f.Tensor, typ))
-	newGraph, err := g.cut(keep, nil, []string{f.Tensor}, extra)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
-	}
-	return rewriteModel(model, newGraph, "", nil)
+	g.cut(keep, nil, []string{f.Tensor})
+	g.g.AddOutput(NewValue(f.Tensor, typ))
+	return m.Encode(), nil
 }
 
 // SetMetadata returns a copy of the model with the keys of kv set in its
@@ -481,10 +451,15 @@ func SetMetadata(model []byte, kv map[string]string) ([]byte, error) {
 	if err := checkMeta(kv); err != nil {
 		return nil, err
 	}
-	if _, err := ParseInfo(model); err != nil {
+	m, err := Decode(model)
+	if err != nil {
 		return nil, fmt.Errorf("onnx: %w", err)
 	}
-	return rewriteModel(model, nil, "", kv)
+	if _, err := m.Info(); err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	m.SetMetadata(kv)
+	return m.Encode(), nil
 }
 
 func checkMeta(kv map[string]string) error {
@@ -492,65 +467,6 @@ func checkMeta(kv map[string]string) error {
 		return errors.New("onnx: metadata: empty key")
 	}
 	return nil
-}
-
-// rewriteModel copies a serialized ModelProto field by field, replacing the
-// graph (unless graph is nil) and, if producer is not empty, producer_name
-// (dropping producer_version), and setting the metadata in meta.
-func rewriteModel(data, graph []byte, producer string, meta map[string]string) ([]byte, error) {
-	out := make([]byte, 0, len(data)+len(graph)/2+256)
-	set := map[string]bool{}
-	haveProducer := false
-	err := eachField(data, func(f field) error {
-		switch {
-		case f.num == modelGraph && graph != nil:
-			out = appendBytesField(out, modelGraph, graph)
-			return nil
-		case f.num == modelProducerName && producer != "":
-			if !haveProducer {
-				out = appendStringField(out, modelProducerName, producer)
-				haveProducer = true
-			}
-			return nil
-		case f.num == modelProducerVersion && producer != "":
-			return nil
-		case f.num == modelMetadataProps && len(meta) > 0:
-			b, err := f.bytesOf("metadata_props")
-			if err != nil {
-				return err
-			}
-			k, _, err := parseEntry(b)
-			if err != nil {
-				return err
-			}
-			if v, ok := meta[k]; ok {
-				if !set[k] {
-					out = appendBytesField(out, modelMetadataProps, encodeEntry(k, v))
-					set[k] = true
-				}
-				return nil
-			}
-		}
-		out = append(out, f.raw...)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %w: %w", ErrNotONNX, err)
-	}
-	if producer != "" && !haveProducer {
-		out = appendStringField(out, modelProducerName, producer)
-	}
-	keys := make([]string, 0, len(meta))
-	for k := range meta {
-		if !set[k] {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out = appendBytesField(out, modelMetadataProps, encodeEntry(k, meta[k]))
-	}
-	return out, nil
 }
 
 func encodeEntry(k, v string) []byte {

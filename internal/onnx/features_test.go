@@ -289,7 +289,7 @@ func TestExportSynthetic(t *testing.T) {
 				t.Errorf("metadata = %v", m.Metadata)
 			}
 			// The old weights are gone, the head's are in.
-			g, err := modelGraphOf(out)
+			_, g, err := modelGraphOf(out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -309,7 +309,7 @@ func TestExportSynthetic(t *testing.T) {
 			}
 			var ops []string
 			for _, n := range g.nodes {
-				ops = append(ops, n.op)
+				ops = append(ops, n.OpType)
 			}
 			want := []string{"Flatten", "Gemm", "Softmax"}
 			if f.Tensor == "h" {
@@ -321,7 +321,7 @@ func TestExportSynthetic(t *testing.T) {
 			if !reflect.DeepEqual(ops, want) {
 				t.Errorf("nodes = %v, want %v", ops, want)
 			}
-			if gemm := g.nodes[1]; !reflect.DeepEqual(gemm.inputs, []string{f.Tensor, "head_weight", "head_bias"}) || gemm.ints["transB"] != 1 {
+			if gemm := g.nodes[1]; !reflect.DeepEqual(gemm.Inputs, []string{f.Tensor, "head_weight", "head_bias"}) || gemm.attrInt("transB") != 1 {
 				t.Errorf("Gemm = %+v", gemm)
 			}
 		})
@@ -408,7 +408,7 @@ func TestFeatureModelSynthetic(t *testing.T) {
 	if m.Nodes != 1 || m.Initializers != 0 || m.ProducerName != "test" || m.Metadata["keep"] != "me" {
 		t.Errorf("model = %+v", m)
 	}
-	g, err := modelGraphOf(out)
+	_, g, err := modelGraphOf(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,11 +32,15 @@ func FuzzSetMetadata(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if ts, err := ReadInitializer(data, "w"); err == nil {
-			if v, err := ts.Float32s(); err == nil && len(v) != ts.Len() {
-				t.Fatalf("Float32s gave %d values for a tensor of %d", len(v), ts.Len())
+			n := 1
+			for _, d := range ts.Dims {
+				n *= int(d)
 			}
-			if v, err := ts.Int64s(); err == nil && len(v) != ts.Len() {
-				t.Fatalf("Int64s gave %d values for a tensor of %d", len(v), ts.Len())
+			if v, err := ts.Float32s(); err == nil && len(v) != n {
+				t.Fatalf("Float32s gave %d values for a tensor of %d", len(v), n)
+			}
+			if v, err := ts.Int64s(); err == nil && len(v) != n {
+				t.Fatalf("Int64s gave %d values for a tensor of %d", len(v), n)
 			}
 		}
 		before, err := ParseInfo(data)

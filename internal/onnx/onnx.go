@@ -338,79 +338,64 @@ func ReadInfo(path string) (*ModelInfo, error) {
 
 // ParseInfo describes the serialized ONNX model data.
 func ParseInfo(data []byte) (*ModelInfo, error) {
-	m := &ModelInfo{Metadata: map[string]string{}}
-	var graph []byte
-	haveIR, haveGraph := false, false
-	err := eachField(data, func(f field) error {
-		var err error
-		switch f.num {
-		case modelIRVersion:
-			m.IRVersion, err = f.intOf("ir_version")
-			haveIR = true
-		case modelProducerName:
-			m.ProducerName, err = f.stringOf("producer_name")
-		case modelProducerVersion:
-			m.ProducerVersion, err = f.stringOf("producer_version")
-		case modelDomain:
-			m.Domain, err = f.stringOf("domain")
-		case modelModelVersion:
-			m.ModelVersion, err = f.intOf("model_version")
-		case modelDocString:
-			m.DocString, err = f.stringOf("doc_string")
-		case modelGraph:
-			if haveGraph {
-				return errors.New("graph: repeated")
-			}
-			graph, err = f.bytesOf("graph")
-			haveGraph = true
-		case modelOpsetImport:
-			var b []byte
-			if b, err = f.bytesOf("opset_import"); err == nil {
-				var o OpsetImport
-				o, err = parseOpset(b)
-				m.Opsets = append(m.Opsets, o)
-			}
-		case modelMetadataProps:
-			var b []byte
-			if b, err = f.bytesOf("metadata_props"); err == nil {
-				var k, v string
-				k, v, err = parseEntry(b)
-				m.Metadata[k] = v
-			}
-		}
-		return err
-	})
+	m, err := Decode(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotONNX, err)
+		return nil, err
 	}
-	if !haveIR || m.IRVersion <= 0 {
-		return nil, fmt.Errorf("%w: no ir_version", ErrNotONNX)
-	}
-	if !haveGraph {
-		return nil, fmt.Errorf("%w: no graph", ErrNotONNX)
-	}
-	if err := parseGraph(graph, m); err != nil {
-		return nil, fmt.Errorf("%w: graph: %w", ErrNotONNX, err)
-	}
-	return m, nil
+	return m.Info()
 }
 
-func parseOpset(b []byte) (OpsetImport, error) {
-	var o OpsetImport
-	err := eachField(b, func(f field) error {
-		var err error
-		switch f.num {
-		case opsetDomain:
-			o.Domain, err = f.stringOf("opset_import.domain")
-		case opsetVersion:
-			o.Version, err = f.intOf("opset_import.version")
-		}
-		return err
-	})
-	if o.Domain == "" {
-		o.Domain = DefaultDomain
+// Info describes the model. It fails, wrapping ErrNotONNX, for a model with
+// no ir_version or no graph, or whose inputs or outputs have malformed types.
+func (m *Model) Info() (*ModelInfo, error) {
+	if m.IRVersion <= 0 {
+		return nil, fmt.Errorf("%w: no ir_version", ErrNotONNX)
 	}
-	return o, err
+	if m.Graph == nil {
+		return nil, fmt.Errorf("%w: no graph", ErrNotONNX)
+	}
+	info := &ModelInfo{
+		IRVersion: m.IRVersion, ProducerName: m.ProducerName, ProducerVersion: m.ProducerVersion,
+		Domain: m.Domain, ModelVersion: m.ModelVersion, DocString: m.DocString,
+		Metadata: map[string]string{},
+	}
+	for _, o := range m.Opsets {
+		d := o.Domain
+		if d == "" {
+			d = DefaultDomain
+		}
+		info.Opsets = append(info.Opsets, OpsetImport{Domain: d, Version: o.Version})
+	}
+	for _, p := range m.Metadata {
+		info.Metadata[p.Key] = p.Value
+	}
+	g := m.Graph
+	info.GraphName, info.GraphDocString = g.Name, g.DocString
+	info.Nodes, info.Initializers = len(g.Nodes), len(g.Initializers)+len(g.Sparse)
+	initializers := map[string]bool{}
+	for _, t := range g.Initializers {
+		initializers[t.Name] = true
+	}
+	for _, s := range g.Sparse {
+		initializers[s.Name] = true
+	}
+	for i, v := range g.Inputs {
+		vi, err := v.Info()
+		if err != nil {
+			return nil, fmt.Errorf("%w: graph: input %d: %w", ErrNotONNX, i, err)
+		}
+		if !initializers[v.Name] {
+			info.Inputs = append(info.Inputs, vi)
+		}
+	}
+	for i, v := range g.Outputs {
+		vi, err := v.Info()
+		if err != nil {
+			return nil, fmt.Errorf("%w: graph: output %d: %w", ErrNotONNX, i, err)
+		}
+		info.Outputs = append(info.Outputs, vi)
+	}
+	return info, nil
 }
 
 func parseEntry(b []byte) (key, value string, err error) {
@@ -425,65 +410,6 @@ func parseEntry(b []byte) (key, value string, err error) {
 		return err
 	})
 	return key, value, err
-}
-
-// parseGraph fills the graph part of m from an encoded GraphProto.
-func parseGraph(g []byte, m *ModelInfo) error {
-	initializers := map[string]bool{}
-	var inputs, outputs [][]byte
-	err := eachField(g, func(f field) error {
-		var err error
-		switch f.num {
-		case graphNode:
-			_, err = f.bytesOf("node")
-			m.Nodes++
-		case graphName:
-			m.GraphName, err = f.stringOf("name")
-		case graphDocString:
-			m.GraphDocString, err = f.stringOf("doc_string")
-		case graphInitializer, graphSparseInitializer:
-			var b []byte
-			if b, err = f.bytesOf("initializer"); err == nil {
-				var name string
-				if f.num == graphSparseInitializer {
-					name, err = sparseTensorName(b)
-				} else {
-					name, err = tensorProtoName(b)
-				}
-				initializers[name] = true
-				m.Initializers++
-			}
-		case graphInput:
-			var b []byte
-			b, err = f.bytesOf("input")
-			inputs = append(inputs, b)
-		case graphOutput:
-			var b []byte
-			b, err = f.bytesOf("output")
-			outputs = append(outputs, b)
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	for i, b := range inputs {
-		v, err := parseValueInfo(b)
-		if err != nil {
-			return fmt.Errorf("input %d: %w", i, err)
-		}
-		if !initializers[v.Name] {
-			m.Inputs = append(m.Inputs, v)
-		}
-	}
-	for i, b := range outputs {
-		v, err := parseValueInfo(b)
-		if err != nil {
-			return fmt.Errorf("output %d: %w", i, err)
-		}
-		m.Outputs = append(m.Outputs, v)
-	}
-	return nil
 }
 
 // tensorProtoName returns the name of an encoded TensorProto.
@@ -515,34 +441,6 @@ func sparseTensorName(b []byte) (string, error) {
 		return err
 	})
 	return name, err
-}
-
-func parseValueInfo(b []byte) (ValueInfo, error) {
-	var v ValueInfo
-	var typ []byte
-	haveType := false
-	err := eachField(b, func(f field) error {
-		var err error
-		switch f.num {
-		case valueName:
-			v.Name, err = f.stringOf("name")
-		case valueType:
-			typ, err = f.bytesOf("type")
-			haveType = true
-		case valueDocString:
-			v.DocString, err = f.stringOf("doc_string")
-		}
-		return err
-	})
-	if err != nil {
-		return v, err
-	}
-	if haveType {
-		if err := parseType(typ, &v); err != nil {
-			return v, fmt.Errorf("%s: type: %w", v.Name, err)
-		}
-	}
-	return v, nil
 }
 
 // parseType fills Kind, ElemType and Shape from an encoded TypeProto. Only

@@ -9,39 +9,243 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Tensor is the value of an initializer (an onnx.TensorProto), decoded from
-// whichever field the model stores it in (raw_data or the typed *_data
-// fields).
+// Tensor is a decoded onnx.TensorProto: an initializer, or the value of a
+// Constant. Its values are in RawData (little-endian) or in one of the
+// typed fields, as the model stores them; Float32s, Int8s, Uint8s, Int32s
+// and Int64s read either. The fields this package does not decode
+// (string_data, double_data, external data, segments, doc_string) are kept
+// as they are, and make the typed accessors fail.
 type Tensor struct {
 	Name string
 	Type DataType
 	Dims []int64 // empty for a scalar
 
-	count    int
-	raw      []byte // raw_data, little-endian; a copy
-	floats   []float32
-	ints     []int64 // int32_data or int64_data
-	uint64s  []uint64
-	haveRaw  bool
-	external bool
+	// RawData is raw_data (nil when absent). A decoded tensor shares it
+	// with the model's bytes.
+	RawData []byte
+	// FloatData, Int32Data (which onnx.proto also uses for int8, uint8,
+	// int16, uint16, bool and float16), Int64Data and Uint64Data (also
+	// uint32) are the typed fields.
+	FloatData  []float32
+	Int32Data  []int32
+	Int64Data  []int64
+	Uint64Data []uint64
+
+	unsupported string // why the values cannot be read, if they cannot
+	unknown     []rawField
+	enc         []byte
 }
 
-// Len is the number of elements, the product of Dims.
-func (t *Tensor) Len() int { return t.count }
+// TensorProto field numbers (beyond those in onnx.go).
+const tensorDocString = 12
+
+// FloatTensor returns a float32 tensor, its values as raw_data.
+func FloatTensor(name string, dims []int64, v []float32) *Tensor {
+	raw := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
+	}
+	return &Tensor{Name: name, Type: Float, Dims: dims, RawData: raw}
+}
+
+// Int8Tensor returns an int8 tensor, its values as raw_data.
+func Int8Tensor(name string, dims []int64, v []int8) *Tensor {
+	raw := make([]byte, len(v))
+	for i, x := range v {
+		raw[i] = byte(x)
+	}
+	return &Tensor{Name: name, Type: Int8, Dims: dims, RawData: raw}
+}
+
+// Uint8Tensor returns a uint8 tensor, its values as raw_data.
+func Uint8Tensor(name string, dims []int64, v []uint8) *Tensor {
+	return &Tensor{Name: name, Type: Uint8, Dims: dims, RawData: append([]byte{}, v...)}
+}
+
+// Int32Tensor returns an int32 tensor (such as a quantized bias), its
+// values as raw_data.
+func Int32Tensor(name string, dims []int64, v []int32) *Tensor {
+	raw := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(raw[4*i:], uint32(x))
+	}
+	return &Tensor{Name: name, Type: Int32, Dims: dims, RawData: raw}
+}
+
+func decodeTensor(b []byte) (*Tensor, error) {
+	t := &Tensor{enc: b}
+	err := eachField(b, func(f field) error {
+		var err error
+		switch f.num {
+		case tensorDims:
+			t.Dims, err = f.int64sOf(t.Dims, "dims")
+		case tensorDataType:
+			var v int64
+			v, err = f.intOf("data_type")
+			t.Type = DataType(v)
+		case tensorName:
+			t.Name, err = f.stringOf("name")
+		case tensorRawData:
+			t.RawData, err = f.bytesOf("raw_data")
+		case tensorFloatData:
+			t.FloatData, err = appendFloat32s(t.FloatData, f)
+		case tensorInt32Data:
+			var v []int64
+			v, err = f.int64sOf(nil, "int32_data")
+			for _, x := range v {
+				t.Int32Data = append(t.Int32Data, int32(x))
+			}
+		case tensorInt64Data:
+			t.Int64Data, err = f.int64sOf(t.Int64Data, "int64_data")
+		case tensorUint64Data:
+			var v []int64
+			v, err = f.int64sOf(nil, "uint64_data")
+			for _, x := range v {
+				t.Uint64Data = append(t.Uint64Data, uint64(x))
+			}
+		default:
+			switch f.num {
+			case tensorDataLocation:
+				if f.typ == protowire.VarintType && f.v == 1 {
+					t.unsupported = "stored in an external data file, which is not supported"
+				}
+			case tensorExternalData:
+				t.unsupported = "stored in an external data file, which is not supported"
+			case tensorSegment:
+				t.unsupported = "segmented tensors are not supported"
+			case tensorStringData, tensorDoubleData:
+				if t.unsupported == "" {
+					t.unsupported = fmt.Sprintf("field %d is not supported", f.num)
+				}
+			}
+			t.unknown = append(t.unknown, rawField{f.num, f.raw})
+		}
+		return err
+	})
+	return t, err
+}
+
+// Encode serializes the tensor as a TensorProto: its original bytes when
+// it was decoded and not given to an editing method since.
+func (t *Tensor) Encode() []byte {
+	if t.enc != nil {
+		return t.enc
+	}
+	var e encoder
+	e.unknown = t.unknown
+	for _, d := range t.Dims {
+		e.varint(tensorDims, d)
+	}
+	e.varint(tensorDataType, int64(t.Type))
+	if len(t.FloatData) > 0 {
+		e.bytes(tensorFloatData, packFloats(t.FloatData))
+	}
+	if len(t.Int32Data) > 0 {
+		v := make([]int64, len(t.Int32Data))
+		for i, x := range t.Int32Data {
+			v[i] = int64(x)
+		}
+		e.bytes(tensorInt32Data, packVarints(v))
+	}
+	if len(t.Int64Data) > 0 {
+		e.bytes(tensorInt64Data, packVarints(t.Int64Data))
+	}
+	e.stringOpt(tensorName, t.Name)
+	if t.RawData != nil {
+		e.bytes(tensorRawData, t.RawData)
+	}
+	if len(t.Uint64Data) > 0 {
+		v := make([]int64, len(t.Uint64Data))
+		for i, x := range t.Uint64Data {
+			v[i] = int64(x)
+		}
+		e.bytes(tensorUint64Data, packVarints(v))
+	}
+	t.enc = e.finish()
+	return t.enc
+}
+
+// count checks that the tensor's values can be read and match its dims,
+// and returns how many there are.
+func (t *Tensor) count() (int, error) {
+	if t.unsupported != "" {
+		return 0, errors.New(t.unsupported)
+	}
+	count := int64(1)
+	for _, d := range t.Dims {
+		if d < 0 || (d > 0 && count > math.MaxInt32/d) {
+			return 0, fmt.Errorf("bad dims %v", t.Dims)
+		}
+		count *= d
+	}
+	n := int(count)
+	got := 0
+	switch {
+	case t.RawData != nil:
+		size := elemSize(t.Type)
+		if size == 0 {
+			return 0, fmt.Errorf("raw_data of type %s is not supported", t.Type)
+		}
+		if len(t.RawData) != size*n {
+			return 0, fmt.Errorf("raw_data has %d bytes, want %d for %s%v", len(t.RawData), size*n, t.Type, t.Dims)
+		}
+		return n, nil
+	case t.Type == Float:
+		got = len(t.FloatData)
+	case t.Type == Uint32 || t.Type == Uint64:
+		got = len(t.Uint64Data)
+	case elemSize(t.Type) > 0 && t.Type != Double:
+		got = len(t.Int32Data) + len(t.Int64Data)
+	default:
+		return 0, fmt.Errorf("type %s is not supported", t.Type)
+	}
+	if got != n {
+		return 0, fmt.Errorf("has %d values, want %d for %s%v", got, n, t.Type, t.Dims)
+	}
+	return n, nil
+}
 
 // Float32s returns the elements of a float32 tensor.
 func (t *Tensor) Float32s() ([]float32, error) {
 	if t.Type != Float {
 		return nil, fmt.Errorf("onnx: tensor %q is %s, not float32", t.Name, t.Type)
 	}
-	if t.haveRaw {
-		out := make([]float32, t.count)
+	n, err := t.count()
+	if err != nil {
+		return nil, fmt.Errorf("onnx: tensor %q: %w", t.Name, err)
+	}
+	if t.RawData != nil {
+		out := make([]float32, n)
 		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.raw[4*i:]))
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.RawData[4*i:]))
 		}
 		return out, nil
 	}
-	return append([]float32(nil), t.floats...), nil
+	return append([]float32(nil), t.FloatData...), nil
+}
+
+// Int8s returns the elements of an int8 tensor.
+func (t *Tensor) Int8s() ([]int8, error) { return narrow[int8](t, Int8) }
+
+// Uint8s returns the elements of a uint8 tensor.
+func (t *Tensor) Uint8s() ([]uint8, error) { return narrow[uint8](t, Uint8) }
+
+// Int32s returns the elements of an int32 tensor.
+func (t *Tensor) Int32s() ([]int32, error) { return narrow[int32](t, Int32) }
+
+func narrow[T int8 | uint8 | int32](t *Tensor, want DataType) ([]T, error) {
+	if t.Type != want {
+		return nil, fmt.Errorf("onnx: tensor %q is %s, not %s", t.Name, t.Type, want)
+	}
+	v, err := t.Int64s()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(v))
+	for i, x := range v {
+		out[i] = T(x)
+	}
+	return out, nil
 }
 
 // Int64s returns the elements of an integer or bool tensor (uint8, int8,
@@ -61,12 +265,16 @@ func (t *Tensor) Int64s() ([]int64, error) {
 	default:
 		return nil, fmt.Errorf("onnx: tensor %q is %s, not an integer type", t.Name, t.Type)
 	}
-	out := make([]int64, t.count)
+	n, err := t.count()
+	if err != nil {
+		return nil, fmt.Errorf("onnx: tensor %q: %w", t.Name, err)
+	}
+	out := make([]int64, n)
 	switch {
-	case t.haveRaw:
+	case t.RawData != nil:
 		le := binary.LittleEndian
 		for i := range out {
-			b := t.raw[size*i:]
+			b := t.RawData[size*i:]
 			switch t.Type {
 			case Uint8, Bool:
 				out[i] = int64(b[0])
@@ -85,11 +293,16 @@ func (t *Tensor) Int64s() ([]int64, error) {
 			}
 		}
 	case t.Type == Uint32 || t.Type == Uint64:
-		for i, v := range t.uint64s {
+		for i, v := range t.Uint64Data {
 			out[i] = int64(v)
 		}
 	default:
-		for i, v := range t.ints {
+		ints := make([]int64, 0, n)
+		for _, v := range t.Int32Data {
+			ints = append(ints, int64(v))
+		}
+		ints = append(ints, t.Int64Data...)
+		for i, v := range ints {
 			switch t.Type {
 			case Uint8, Bool:
 				v = int64(uint8(v))
@@ -116,146 +329,26 @@ var ErrNotFound = errors.New("not found")
 // such as a quantization scale) of the serialized ONNX model data. Tensors
 // stored in external data files and string tensors are not supported.
 func ReadInitializer(data []byte, name string) (*Tensor, error) {
-	graph, err := graphBytes(data)
+	m, err := Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %w", err)
 	}
-	var found []byte
-	err = eachField(graph, func(f field) error {
-		if f.num != graphInitializer || found != nil {
-			return nil
-		}
-		b, err := f.bytesOf("initializer")
-		if err != nil {
-			return err
-		}
-		n, err := tensorProtoName(b)
-		if n == name {
-			found = b
-		}
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %w: graph: %w", ErrNotONNX, err)
+	if m.Graph == nil {
+		return nil, fmt.Errorf("onnx: %w: no graph", ErrNotONNX)
 	}
-	if found == nil {
+	t := m.Graph.Initializer(name)
+	if t == nil {
 		return nil, fmt.Errorf("onnx: initializer %q: %w", name, ErrNotFound)
 	}
-	t, err := parseTensor(found)
-	if err != nil {
+	if _, err := t.count(); err != nil {
 		return nil, fmt.Errorf("onnx: initializer %q: %w", name, err)
 	}
-	return t, nil
-}
-
-// graphBytes returns the encoded GraphProto of a serialized ModelProto.
-func graphBytes(data []byte) ([]byte, error) {
-	var graph []byte
-	found := false
-	err := eachField(data, func(f field) error {
-		if f.num != modelGraph {
-			return nil
-		}
-		if found {
-			return errors.New("graph: repeated")
-		}
-		found = true
-		var err error
-		graph, err = f.bytesOf("graph")
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotONNX, err)
+	c := *t
+	if t.RawData != nil {
+		c.RawData = append([]byte{}, t.RawData...) // do not keep the whole model alive
 	}
-	if !found {
-		return nil, fmt.Errorf("%w: no graph", ErrNotONNX)
-	}
-	return graph, nil
-}
-
-// parseTensor decodes an encoded TensorProto.
-func parseTensor(b []byte) (*Tensor, error) {
-	t := &Tensor{}
-	var floats []float32
-	var ints []int64
-	var u64s []uint64
-	err := eachField(b, func(f field) error {
-		var err error
-		switch f.num {
-		case tensorDims:
-			t.Dims, err = f.int64sOf(t.Dims, "dims")
-		case tensorDataType:
-			var v int64
-			v, err = f.intOf("data_type")
-			t.Type = DataType(v)
-		case tensorName:
-			t.Name, err = f.stringOf("name")
-		case tensorRawData:
-			t.raw, err = f.bytesOf("raw_data")
-			t.haveRaw = true
-		case tensorFloatData:
-			floats, err = appendFloat32s(floats, f)
-		case tensorInt32Data, tensorInt64Data:
-			ints, err = f.int64sOf(ints, "int_data")
-		case tensorUint64Data:
-			var v []int64
-			v, err = f.int64sOf(nil, "uint64_data")
-			for _, x := range v {
-				u64s = append(u64s, uint64(x))
-			}
-		case tensorDataLocation:
-			var v int64
-			v, err = f.intOf("data_location")
-			t.external = v == 1
-		case tensorExternalData:
-			t.external = true
-		case tensorSegment:
-			return errors.New("segmented tensors are not supported")
-		case tensorStringData, tensorDoubleData:
-			return fmt.Errorf("field %d is not supported", f.num)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if t.external {
-		return nil, errors.New("stored in an external data file, which is not supported")
-	}
-	count := int64(1)
-	for _, d := range t.Dims {
-		if d < 0 || (d > 0 && count > math.MaxInt32/d) {
-			return nil, fmt.Errorf("bad dims %v", t.Dims)
-		}
-		count *= d
-	}
-	t.count = int(count)
-
-	got := 0
-	switch {
-	case t.haveRaw:
-		size := elemSize(t.Type)
-		if size == 0 {
-			return nil, fmt.Errorf("raw_data of type %s is not supported", t.Type)
-		}
-		if len(t.raw) != size*t.count {
-			return nil, fmt.Errorf("raw_data has %d bytes, want %d for %s%v", len(t.raw), size*t.count, t.Type, t.Dims)
-		}
-		t.raw = append([]byte(nil), t.raw...) // do not keep the whole model alive
-		return t, nil
-	case t.Type == Float:
-		t.floats, got = floats, len(floats)
-	case t.Type == Uint32 || t.Type == Uint64:
-		t.uint64s, got = u64s, len(u64s)
-	case elemSize(t.Type) > 0 && t.Type != Double:
-		t.ints, got = ints, len(ints)
-	default:
-		return nil, fmt.Errorf("type %s is not supported", t.Type)
-	}
-	if got != t.count {
-		return nil, fmt.Errorf("has %d values, want %d for %s%v", got, t.count, t.Type, t.Dims)
-	}
-	return t, nil
+	c.enc, c.unknown = nil, nil
+	return &c, nil
 }
 
 // appendFloat32s appends a repeated float field, packed or not.
@@ -291,39 +384,14 @@ func elemSize(t DataType) int {
 	return 0
 }
 
-// initializerType returns the name of an encoded TensorProto and its type as
-// an encoded TypeProto: a tensor of its data type with its dims as shape.
-func initializerType(b []byte) (name string, typ []byte, err error) {
-	var dataType int64
-	var dims []int64
-	err = eachField(b, func(f field) error {
-		var err error
-		switch f.num {
-		case tensorName:
-			name, err = f.stringOf("initializer.name")
-		case tensorDataType:
-			dataType, err = f.intOf("initializer.data_type")
-		case tensorDims:
-			dims, err = f.int64sOf(dims, "initializer.dims")
-		}
-		return err
-	})
-	var shape []byte
-	for _, d := range dims {
-		var dim []byte
-		dim = protowire.AppendTag(dim, dimValue, protowire.VarintType)
-		dim = protowire.AppendVarint(dim, uint64(d))
-		shape = protowire.AppendTag(shape, shapeDim, protowire.BytesType)
-		shape = protowire.AppendBytes(shape, dim)
+// typeOf returns the tensor's type as an encoded TypeProto: a tensor of its
+// data type with its dims as shape.
+func (t *Tensor) typeOf() []byte {
+	shape := make([]Dim, len(t.Dims))
+	for i, d := range t.Dims {
+		shape[i] = Dim{Value: d}
 	}
-	var tensor []byte
-	tensor = protowire.AppendTag(tensor, tensorTypeElemType, protowire.VarintType)
-	tensor = protowire.AppendVarint(tensor, uint64(dataType))
-	tensor = protowire.AppendTag(tensor, tensorTypeShape, protowire.BytesType)
-	tensor = protowire.AppendBytes(tensor, shape)
-	typ = protowire.AppendTag(typ, typeTensor, protowire.BytesType)
-	typ = protowire.AppendBytes(typ, tensor)
-	return name, typ, err
+	return encodeTensorType(t.Type, shape)
 }
 
 // ExposeOutputs returns a copy of the serialized ONNX model data whose graph
@@ -334,72 +402,39 @@ func initializerType(b []byte) (name string, typ []byte, err error) {
 // graph gives them (an initializer's data type and dims, an input's type, a
 // value_info entry), if any; otherwise ONNX Runtime infers it.
 func ExposeOutputs(data []byte, names ...string) ([]byte, error) {
-	graph, err := graphBytes(data)
+	m, err := Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	g := m.Graph
+	if g == nil {
+		return nil, fmt.Errorf("onnx: %w: no graph", ErrNotONNX)
 	}
 	known := map[string]bool{}
 	outputs := map[string]bool{}
 	types := map[string][]byte{}
-	err = eachField(graph, func(f field) error {
-		switch f.num {
-		case graphNode:
-			b, err := f.bytesOf("node")
-			if err != nil {
-				return err
-			}
-			return eachField(b, func(f field) error {
-				if f.num != nodeOutput {
-					return nil
-				}
-				s, err := f.stringOf("node.output")
-				known[s] = true
-				return err
-			})
-		case graphInitializer:
-			b, err := f.bytesOf("initializer")
-			if err != nil {
-				return err
-			}
-			name, typ, err := initializerType(b)
-			known[name] = true
-			types[name] = typ
-			return err
-		case graphInput, graphOutput, graphValueInfo:
-			b, err := f.bytesOf("value_info")
-			if err != nil {
-				return err
-			}
-			var name string
-			var typ []byte
-			err = eachField(b, func(f field) error {
-				var err error
-				switch f.num {
-				case valueName:
-					name, err = f.stringOf("name")
-				case valueType:
-					typ, err = f.bytesOf("type")
-				}
-				return err
-			})
-			switch f.num {
-			case graphInput:
-				known[name] = true
-			case graphOutput:
-				outputs[name] = true
-			}
-			if f.num != graphOutput && typ != nil {
-				types[name] = typ
-			}
-			return err
+	for _, n := range g.Nodes {
+		for _, s := range n.Outputs {
+			known[s] = true
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %w: graph: %w", ErrNotONNX, err)
 	}
-
-	var extra []byte
+	for _, t := range g.Initializers {
+		known[t.Name] = true
+		types[t.Name] = t.typeOf()
+	}
+	for _, v := range g.Inputs {
+		known[v.Name] = true
+	}
+	for _, list := range [][]*Value{g.Inputs, g.ValueInfo} {
+		for _, v := range list {
+			if v.Type != nil {
+				types[v.Name] = v.Type
+			}
+		}
+	}
+	for _, v := range g.Outputs {
+		outputs[v.Name] = true
+	}
 	for _, name := range names {
 		if outputs[name] {
 			continue
@@ -408,34 +443,7 @@ func ExposeOutputs(data []byte, names ...string) ([]byte, error) {
 			return nil, fmt.Errorf("onnx: no value named %q in the graph: %w", name, ErrNotFound)
 		}
 		outputs[name] = true
-		var vi []byte
-		vi = protowire.AppendTag(vi, valueName, protowire.BytesType)
-		vi = protowire.AppendString(vi, name)
-		if typ, ok := types[name]; ok {
-			vi = protowire.AppendTag(vi, valueType, protowire.BytesType)
-			vi = protowire.AppendBytes(vi, typ)
-		}
-		extra = protowire.AppendTag(extra, graphOutput, protowire.BytesType)
-		extra = protowire.AppendBytes(extra, vi)
+		g.AddOutput(NewValue(name, types[name]))
 	}
-
-	// Copy the model field by field, replacing the graph by graph+extra
-	// (fields of a message may come in any order, and a repeated field's
-	// elements keep their relative order, so the new outputs come last).
-	out := make([]byte, 0, len(data)+len(extra)+16)
-	err = eachField(data, func(f field) error {
-		if f.num != modelGraph {
-			out = append(out, f.raw...)
-			return nil
-		}
-		out = protowire.AppendTag(out, modelGraph, protowire.BytesType)
-		out = protowire.AppendVarint(out, uint64(len(graph)+len(extra)))
-		out = append(out, graph...)
-		out = append(out, extra...)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
-	}
-	return out, nil
+	return m.Encode(), nil
 }
