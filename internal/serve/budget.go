@@ -2,10 +2,10 @@ package serve
 
 import (
 	"context"
-	"net/http"
-	"strconv"
 	"sync"
 	"time"
+
+	"petbreed/internal/serve/protocol"
 )
 
 // budget is the server's one memory budget: the bytes that requests may
@@ -39,15 +39,9 @@ func (b *budget) inUse() int64 {
 // errOverBudget is a single charge larger than the whole budget: what
 // answers a request that could never be served (its status is the caller's
 // choice: 413 for a body, 422 for an image).
-type errOverBudget struct{ need, limit int64 }
+type errOverBudget = protocol.OverBudget
 
-func (e errOverBudget) Error() string {
-	return "needs " + strconv.FormatInt(e.need, 10) + " bytes, over the server's memory budget of " +
-		strconv.FormatInt(e.limit, 10)
-}
-
-var errBudgetBusy = &apiError{Status: http.StatusServiceUnavailable, Msg: "overloaded",
-	Detail: "the server's memory budget is in use by other requests: retry shortly"}
+var errBudgetBusy = protocol.ErrBudgetBusy
 
 // take charges n bytes, waiting up to b.wait (or until ctx is done) for
 // room. It returns errOverBudget when n alone exceeds the budget, and
@@ -57,7 +51,7 @@ func (b *budget) take(ctx context.Context, n int64) error {
 		return nil
 	}
 	if n > b.limit {
-		return errOverBudget{n, b.limit}
+		return errOverBudget{Need: n, Limit: b.limit}
 	}
 	var timer *time.Timer
 	for {
@@ -135,7 +129,7 @@ func (c *charge) grow(n int64) error {
 	total := c.held + n
 	c.mu.Unlock()
 	if total > c.b.limit {
-		return errOverBudget{total, c.b.limit}
+		return errOverBudget{Need: total, Limit: c.b.limit}
 	}
 	if err := c.b.take(c.ctx, n); err != nil {
 		return err

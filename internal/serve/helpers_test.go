@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"petbreed/internal/pipeline/pipelinetest"
+	"petbreed/internal/serve/restapi"
+	"petbreed/internal/serve/v2"
 	"petbreed/internal/testassets"
 	"petbreed/internal/tracking"
 )
@@ -25,6 +27,13 @@ import (
 // The tests run one real training pipeline on pets-3breeds (a few seconds)
 // and serve its champion; each test that changes the registry gets a store
 // of its own, registering the pipeline's model folder.
+
+// The REST API's answers, as the tests read them.
+type (
+	predictAnswer = restapi.PredictAnswer
+	channelStats  = restapi.ChannelStats
+	tensorMeta    = v2.TensorMeta
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()

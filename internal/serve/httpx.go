@@ -2,7 +2,6 @@ package serve
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -16,7 +15,7 @@ import (
 	"time"
 
 	"petbreed/internal/httpjson"
-	"petbreed/internal/imaging"
+	"petbreed/internal/serve/protocol"
 )
 
 // apiError is an error with its HTTP status: what the handlers return for
@@ -29,44 +28,17 @@ func badParam(format string, args ...any) *apiError {
 	return errorf(http.StatusBadRequest, "bad parameter", format, args...)
 }
 
-var errNotReady = &apiError{Status: http.StatusServiceUnavailable, Msg: "not ready", Detail: "the model is loading"}
+var errNotReady = protocol.ErrNotReady
 
-// imageError maps a decoding error to its status: 415 not an image, 422 an
-// image that cannot be decoded, is over the pixel limit or has too many
-// scans (a progressive JPEG).
-func imageError(err error) *apiError {
-	switch {
-	case errors.Is(err, imaging.ErrUnsupported):
-		return &apiError{Status: http.StatusUnsupportedMediaType, Msg: "not an image", Detail: err.Error()}
-	case errors.Is(err, imaging.ErrTooManyScans):
-		return &apiError{Status: http.StatusUnprocessableEntity, Msg: "too many scans", Detail: err.Error()}
-	case errors.Is(err, imaging.ErrPixelLimit):
-		return &apiError{Status: http.StatusUnprocessableEntity, Msg: "image over the pixel limit", Detail: err.Error()}
-	case errors.Is(err, imaging.ErrCorrupt):
-		return &apiError{Status: http.StatusUnprocessableEntity, Msg: "cannot decode the image", Detail: err.Error()}
-	}
-	return &apiError{Status: http.StatusUnprocessableEntity, Msg: "cannot process the image", Detail: err.Error()}
-}
+// imageError maps a decoding error to its status (415, 422).
+var imageError = protocol.ImageError
 
 // writeJSON writes v with the status.
 func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
-// statusClientClosed is logged (nginx's 499) for a request whose client
-// went away before its answer.
-const statusClientClosed = 499
-
 // asAPIError gives err its status: its own for an *apiError, 499 for a
 // request cancelled by its client, else 500.
-func asAPIError(err error) *apiError {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{Status: statusClientClosed, Msg: "cancelled", Detail: "the client went away"}
-	}
-	return &apiError{Status: http.StatusInternalServerError, Msg: "internal error", Detail: err.Error()}
-}
+var asAPIError = protocol.AsError
 
 // writeError answers an /api (or admin) error as {"error", "detail"}; an
 // error that is not an *apiError is a 500.

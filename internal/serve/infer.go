@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"petbreed/internal/imaging"
+	"petbreed/internal/serve/protocol"
 )
 
 // The inference path shared by /api/predict and /v2/.../infer: admission
 // (bounded), decoding and preprocessing in the request's goroutine, then the
 // model's batcher.
 
-var errOverloadedAPI = &apiError{Status: http.StatusServiceUnavailable, Msg: "overloaded",
-	Detail: "the queue is full: retry shortly"}
+var errOverloadedAPI = protocol.ErrOverloaded
 
 // admit reserves n images' places in the queue; false means it is full.
 func (s *Server) admit(n int) bool {

@@ -1,4 +1,8 @@
-package serve
+// Package v2 is the KServe V2 Open Inference Protocol (REST), with Triton's
+// binary tensor data and classification extensions: a protocol adapter
+// that reaches models through a protocol.Router, by the model name and
+// version of its paths.
+package v2
 
 import (
 	"bytes"
@@ -11,8 +15,47 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
+
+	"petbreed/internal/httpjson"
+	"petbreed/internal/serve/protocol"
 )
+
+// Config is what the protocol shows of the server.
+type Config struct {
+	// Version is the server's version, reported by GET /v2.
+	Version string
+	// MaxImages bounds the images of one request (the server's queue).
+	MaxImages int
+	// Ready reports whether the server is ready (a model loaded, not
+	// stopping).
+	Ready func() bool
+}
+
+// Protocol serves the /v2 routes.
+type Protocol struct {
+	router protocol.Router
+	cfg    Config
+}
+
+// New makes the protocol over a router.
+func New(router protocol.Router, cfg Config) *Protocol {
+	return &Protocol{router: router, cfg: cfg}
+}
+
+// Register adds the protocol's routes through handle.
+func (s *Protocol) Register(handle func(method, pattern string, h http.HandlerFunc)) {
+	handle("GET", "/v2", s.handleV2Server)
+	handle("GET", "/v2/health/live", s.handleV2Live)
+	handle("GET", "/v2/health/ready", s.handleV2Ready)
+	handle("GET", "/v2/models/{name}", s.handleV2Model)
+	handle("GET", "/v2/models/{name}/versions/{version}", s.handleV2Model)
+	handle("GET", "/v2/models/{name}/ready", s.handleV2ModelReady)
+	handle("GET", "/v2/models/{name}/versions/{version}/ready", s.handleV2ModelReady)
+	handle("POST", "/v2/models/{name}/infer", s.handleV2Infer)
+	handle("POST", "/v2/models/{name}/versions/{version}/infer", s.handleV2Infer)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 // The KServe V2 Open Inference Protocol (REST), with Triton's binary tensor
 // data and classification extensions.
@@ -54,7 +97,7 @@ func writeV2Error(w http.ResponseWriter, err error) {
 	if errors.As(err, &ve) {
 		status = ve.status
 	} else {
-		status = asAPIError(err).Status
+		status = protocol.AsError(err).Status
 		if status == http.StatusUnsupportedMediaType || status == http.StatusUnprocessableEntity {
 			status = http.StatusBadRequest // an undecodable image is a bad input tensor
 		}
@@ -65,13 +108,14 @@ func writeV2Error(w http.ResponseWriter, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
-type tensorMeta struct {
+// TensorMeta describes a tensor in the model metadata.
+type TensorMeta struct {
 	Name     string  `json:"name"`
 	Datatype string  `json:"datatype"`
 	Shape    []int64 `json:"shape"`
 }
 
-func (s *Server) handleV2Server(w http.ResponseWriter, r *http.Request) {
+func (s *Protocol) handleV2Server(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Name       string   `json:"name"`
 		Version    string   `json:"version"`
@@ -79,12 +123,12 @@ func (s *Server) handleV2Server(w http.ResponseWriter, r *http.Request) {
 	}{"petbreed", s.cfg.Version, []string{"binary_tensor_data", "classification"}})
 }
 
-func (s *Server) handleV2Live(w http.ResponseWriter, r *http.Request) {
+func (s *Protocol) handleV2Live(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"live": true})
 }
 
-func (s *Server) handleV2Ready(w http.ResponseWriter, r *http.Request) {
-	if !s.Ready() {
+func (s *Protocol) handleV2Ready(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.Ready() {
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
 		return
@@ -92,65 +136,64 @@ func (s *Server) handleV2Ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 }
 
-// v2Model checks the {name} and {version} of the path against the model
-// being served.
-func (s *Server) v2Model(r *http.Request, m *model) error {
-	if m == nil {
-		return v2errorf(http.StatusServiceUnavailable, "the model is loading")
+// route finds the model of the path's {name} and {version}.
+func (s *Protocol) route(r *http.Request) (protocol.Predictor, func(), error) {
+	p, release, err := s.router.Route(r, r.PathValue("name"), r.PathValue("version"))
+	if err != nil {
+		if errors.Is(err, protocol.ErrNotReady) {
+			return nil, nil, v2errorf(http.StatusServiceUnavailable, "the model is loading")
+		}
+		return nil, nil, err
 	}
-	if name := r.PathValue("name"); name != m.name {
-		return v2errorf(http.StatusNotFound, "unknown model %q: this server serves %q", name, m.name)
-	}
-	if v := r.PathValue("version"); v != "" && v != m.version {
-		return v2errorf(http.StatusNotFound, "model %q has no version %q: it is at version %s", m.name, v, m.version)
-	}
-	return nil
+	return p, release, nil
 }
 
-func (m *model) size() int64 { return int64(m.pre.Size) }
-
-func (s *Server) handleV2Model(w http.ResponseWriter, r *http.Request) {
-	m := s.current()
-	if err := s.v2Model(r, m); err != nil {
+func (s *Protocol) handleV2Model(w http.ResponseWriter, r *http.Request) {
+	p, release, err := s.route(r)
+	if err != nil {
 		writeV2Error(w, err)
 		return
 	}
-	sz := m.size()
+	defer release()
+	m := p.Model()
+	sz := int64(m.Size)
 	writeJSON(w, http.StatusOK, struct {
 		Name       string         `json:"name"`
 		Versions   []string       `json:"versions"`
 		Platform   string         `json:"platform"`
-		Inputs     []tensorMeta   `json:"inputs"`
-		Outputs    []tensorMeta   `json:"outputs"`
+		Inputs     []TensorMeta   `json:"inputs"`
+		Outputs    []TensorMeta   `json:"outputs"`
 		Parameters map[string]any `json:"parameters"`
 	}{
-		Name: m.name, Versions: []string{m.version}, Platform: platform,
-		Inputs: []tensorMeta{
-			{m.input.Name, "FP32", []int64{-1, 3, sz, sz}},
+		Name: m.Name, Versions: []string{m.Version}, Platform: platform,
+		Inputs: []TensorMeta{
+			{m.Input, "FP32", []int64{-1, 3, sz, sz}},
 			{bytesInput, "BYTES", []int64{-1}},
 		},
-		Outputs: []tensorMeta{{m.output.Name, "FP32", []int64{-1, int64(len(m.classes))}}},
+		Outputs: []TensorMeta{{m.Output, "FP32", []int64{-1, int64(len(m.Labels))}}},
 		Parameters: map[string]any{
-			"labels":     m.classes,
-			"preprocess": m.pre,
-			"max_batch":  s.cfg.MaxBatch,
+			"labels":     m.Labels,
+			"preprocess": m.Preprocess,
+			"max_batch":  m.MaxBatch,
 			"note": fmt.Sprintf("send one input: %q FP32 preprocessed tensors, or %q BYTES encoded images; "+
-				"ask for top-k labels with the output parameter \"classification\": K", m.input.Name, bytesInput),
+				"ask for top-k labels with the output parameter \"classification\": K", m.Input, bytesInput),
 		},
 	})
 }
 
-func (s *Server) handleV2ModelReady(w http.ResponseWriter, r *http.Request) {
-	m := s.current()
-	if err := s.v2Model(r, m); err != nil {
+func (s *Protocol) handleV2ModelReady(w http.ResponseWriter, r *http.Request) {
+	p, release, err := s.route(r)
+	if err != nil {
 		writeV2Error(w, err)
 		return
 	}
-	if s.draining.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"name": m.name, "ready": false})
+	defer release()
+	name := p.Model().Name
+	if !s.cfg.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"name": name, "ready": false})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": m.name, "ready": true})
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": true})
 }
 
 // The inference request, as far as this server reads it.
@@ -187,45 +230,32 @@ func param(params map[string]json.RawMessage, key string, v any) error {
 }
 
 // handleV2Infer runs POST /v2/models/{name}[/versions/{version}]/infer.
-func (s *Server) handleV2Infer(w http.ResponseWriter, r *http.Request) {
-	m := s.acquire()
-	if m == nil {
-		writeV2Error(w, v2errorf(http.StatusServiceUnavailable, "the model is loading"))
-		return
-	}
-	defer m.release()
-	if err := s.v2Model(r, m); err != nil {
-		writeV2Error(w, err)
-		return
-	}
-	if err := s.limitBody(w, r); err != nil {
-		writeV2Error(w, err)
-		return
-	}
-	ch := s.budget.newCharge(r.Context())
-	defer ch.release()
-	start := time.Now()
-	body, err := readBody(r.Body, nil, r.ContentLength, ch)
+func (s *Protocol) handleV2Infer(w http.ResponseWriter, r *http.Request) {
+	p, release, err := s.route(r)
 	if err != nil {
-		r.Body.Close()
 		writeV2Error(w, err)
 		return
 	}
-	defer putBody(body)
-	s.metrics.observeStage(iRead, time.Since(start))
-	if err := s.infer(w, r, m, ch, body.Bytes()); err != nil {
+	defer release()
+	body, err := p.ReadBody(w, r)
+	if err != nil {
+		writeV2Error(w, err)
+		return
+	}
+	if err := s.infer(w, r, p, body); err != nil {
 		writeV2Error(w, err)
 	}
 }
 
-func (s *Server) infer(w http.ResponseWriter, r *http.Request, m *model, ch *charge, b []byte) error {
+func (s *Protocol) infer(w http.ResponseWriter, r *http.Request, p protocol.Predictor, b []byte) error {
+	m := p.Model()
 	call, err := parseInferRequest(b, r.Header.Get(headerInferLength))
 	if err != nil {
 		return err
 	}
 	if call.data == nil {
 		// Decoding the JSON copied the input's data once more.
-		if err := ch.grow(int64(len(call.in.Data))); err != nil {
+		if err := p.Charge(int64(len(call.in.Data))); err != nil {
 			return v2BudgetError(err)
 		}
 	}
@@ -234,38 +264,27 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, m *model, ch *cha
 	if err != nil {
 		return err
 	}
-	spec := inputSpec{name: m.input.Name, size: m.size(), maxN: s.cfg.Queue}
-	var pooled *[]float32
-	newTensor := func(count int) []float32 {
-		if count == m.clf.TensorLen() {
-			pooled = m.getTensor()
-			return *pooled
-		}
-		return make([]float32, count)
-	}
-	p, err := spec.payload(call.in, call.data, ch.grow, newTensor)
-	if pooled != nil {
-		defer m.putTensor(pooled)
-	}
+	spec := inputSpec{name: m.Input, size: int64(m.Size), maxN: s.cfg.MaxImages}
+	in, err := spec.payload(call.in, call.data, p.Charge, p.Tensor)
 	if err != nil {
 		return v2BudgetError(err)
 	}
 	var probs [][]float32
-	if p.tensor != nil {
-		probs, err = s.classifyTensor(r.Context(), m, p.tensor, p.n)
+	if in.tensor != nil {
+		probs, err = p.PredictTensor(r.Context(), in.tensor, in.n)
 	} else {
-		probs, err = s.classifyImages(r.Context(), m, ch, p.images)
+		probs, err = p.PredictImages(r.Context(), in.images)
 	}
 	if err != nil {
 		return err
 	}
-	return s.writeInferResponse(w, m, &call.req, outs, probs)
+	return writeInferResponse(w, p, &call.req, outs, probs)
 }
 
 // v2BudgetError maps a failure to charge the budget: 413 for a request
 // that alone is over it, else the error as it is (503, a context error).
 func v2BudgetError(err error) error {
-	var ob errOverBudget
+	var ob protocol.OverBudget
 	if errors.As(err, &ob) {
 		return v2errorf(http.StatusRequestEntityTooLarge, "the request %v", ob)
 	}
@@ -278,7 +297,7 @@ type wantOutput struct {
 	binary         bool
 }
 
-func (s *Server) requestedOutputs(req *v2Request, m *model) ([]wantOutput, error) {
+func (s *Protocol) requestedOutputs(req *v2Request, m *protocol.Model) ([]wantOutput, error) {
 	allBinary := false
 	if err := param(req.Parameters, "binary_data_output", &allBinary); err != nil {
 		return nil, err
@@ -288,8 +307,8 @@ func (s *Server) requestedOutputs(req *v2Request, m *model) ([]wantOutput, error
 	}
 	outs := make([]wantOutput, len(req.Outputs))
 	for i, o := range req.Outputs {
-		if o.Name != m.output.Name {
-			return nil, v2errorf(http.StatusBadRequest, "unknown output %q: the model's output is %q", o.Name, m.output.Name)
+		if o.Name != m.Output {
+			return nil, v2errorf(http.StatusBadRequest, "unknown output %q: the model's output is %q", o.Name, m.Output)
 		}
 		outs[i].binary = allBinary
 		if err := param(o.Parameters, "binary_data", &outs[i].binary); err != nil {
@@ -302,7 +321,7 @@ func (s *Server) requestedOutputs(req *v2Request, m *model) ([]wantOutput, error
 		if _, ok := o.Parameters["classification"]; ok && k < 1 {
 			return nil, v2errorf(http.StatusBadRequest, "output %q: classification %d must be at least 1", o.Name, k)
 		}
-		outs[i].classification = min(k, len(m.classes))
+		outs[i].classification = min(k, len(m.Labels))
 	}
 	return outs, nil
 }
@@ -364,14 +383,15 @@ func parseFloats(raw []byte, dst []float32) (int, error) {
 
 // writeInferResponse writes the outputs: JSON, or the JSON header and the
 // binary tensors when an output is asked for as binary.
-func (s *Server) writeInferResponse(w http.ResponseWriter, m *model, req *v2Request, outs []wantOutput, probs [][]float32) error {
-	n, c := len(probs), len(m.classes)
+func writeInferResponse(w http.ResponseWriter, p protocol.Predictor, req *v2Request, outs []wantOutput, probs [][]float32) error {
+	m := p.Model()
+	n, c := len(probs), len(m.Labels)
 	hdr := make([]byte, 0, 256+n*c*12)
 	var bin []byte
 	hdr = append(hdr, `{"model_name":`...)
-	hdr = appendJSONString(hdr, m.name)
+	hdr = appendJSONString(hdr, m.Name)
 	hdr = append(hdr, `,"model_version":`...)
-	hdr = appendJSONString(hdr, m.version)
+	hdr = appendJSONString(hdr, m.Version)
 	if len(req.ID) > 0 {
 		hdr = append(hdr, `,"id":`...)
 		hdr = append(hdr, compactJSON(req.ID)...)
@@ -382,15 +402,15 @@ func (s *Server) writeInferResponse(w http.ResponseWriter, m *model, req *v2Requ
 			hdr = append(hdr, ',')
 		}
 		hdr = append(hdr, `{"name":`...)
-		hdr = appendJSONString(hdr, m.output.Name)
+		hdr = appendJSONString(hdr, m.Output)
 		if o.classification > 0 {
 			k := o.classification
 			strs := make([]string, 0, n*k)
-			for _, p := range probs {
-				for _, pr := range m.clf.TopK(p, k) {
+			for _, row := range probs {
+				for _, pr := range p.TopK(row, k) {
 					// Triton's format: value:index[:label], the value as C's %f.
 					s := strconv.FormatFloat(float64(pr.Probability), 'f', 6, 32) + ":" + strconv.Itoa(pr.Index)
-					if m.labelled {
+					if m.Labelled {
 						s += ":" + pr.Label
 					}
 					strs = append(strs, s)

@@ -1,4 +1,4 @@
-package serve
+package v2
 
 import (
 	"encoding/binary"
@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"petbreed/internal/serve/protocol"
 )
 
 // Parsing V2 inference requests: plain functions of the body (the fuzz
@@ -319,10 +321,10 @@ func (sp inputSpec) imagesPayload(in v2Input, data []byte, charge func(int64) er
 	}
 	if err != nil {
 		var ve *v2Error
-		if errors.As(err, &ve) || errors.Is(err, errBudgetBusy) {
+		if errors.As(err, &ve) || errors.Is(err, protocol.ErrBudgetBusy) {
 			return v2Payload{}, err
 		}
-		var ob errOverBudget
+		var ob protocol.OverBudget
 		if errors.As(err, &ob) {
 			return v2Payload{}, err
 		}
