@@ -259,7 +259,7 @@ func (f *serveFlags) config() (serve.Config, error) {
 // comes from it, or ./mlruns when it exists. Otherwise (a plain model file
 // and no store) the page says tracking is not configured, and no mlruns
 // folder is created as a side effect.
-func pageStore(cfg serve.Config) *tracking.Store {
+func pageStore(cfg serve.Config) tracking.Browser {
 	uri := cfg.TrackingURI
 	if uri == "" && !strings.Contains(cfg.Model, ":/") {
 		if st, err := os.Stat("mlruns"); err != nil || !st.IsDir() {
@@ -268,7 +268,7 @@ func pageStore(cfg serve.Config) *tracking.Store {
 	}
 	store, err := tracking.Open(uri)
 	if err != nil {
-		return nil
+		return nil // a nil interface, not a nil *Store: the page checks for nil
 	}
 	return store
 }

@@ -17,7 +17,8 @@ import (
 const defaultModelURI = "models:/pet-breed@champion"
 
 // resolveModel turns a models:/ or runs:/ URI into the ONNX file it names,
-// through the tracking store at $MLFLOW_TRACKING_URI; a plain path passes.
+// through tracking's Resolve on the store at $MLFLOW_TRACKING_URI; a plain
+// path passes.
 func resolveModel(uri string) (string, error) {
 	if !strings.HasPrefix(uri, "models:/") && !strings.HasPrefix(uri, "runs:/") {
 		return uri, nil
@@ -26,14 +27,14 @@ func resolveModel(uri string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path, err := store.ResolveModelURI(uri)
+	ref, err := store.Resolve(uri)
 	if err != nil {
 		if uri == defaultModelURI {
 			return "", fmt.Errorf("%w (train one with `petbreed pipeline`, or pass --model FILE)", err)
 		}
 		return "", err
 	}
-	return path, nil
+	return ref.Path, nil
 }
 
 func newRunsCmd() *cobra.Command {
@@ -51,7 +52,7 @@ func newRunsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			expID, err := findExperiment(store, experiment)
+			expID, err := findExperiment(store, store.URI(), experiment)
 			if err != nil {
 				return err
 			}
@@ -97,12 +98,12 @@ func newRunsCmd() *cobra.Command {
 					return fmt.Sprintf("%.4f", v)
 				}
 				name := r.Name
-				if r.Tags["petbreed.selected"] == "true" {
+				if r.Tags[tracking.TagSelected] == "true" {
 					name += " *"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID[:8], name, r.Status,
 					r.Start.Local().Format("2006-01-02 15:04:05"), dur, r.Params["lr"], r.Params["batch_size"],
-					r.Params["epochs"], metric("final_val_acc", true), metric("final_val_loss", false), metric("test_acc", true))
+					r.Params["epochs"], metric(tracking.MetricFinalValAcc, true), metric(tracking.MetricFinalValLoss, false), metric(tracking.MetricTestAcc, true))
 			}
 			return tw.Flush()
 		},
@@ -115,7 +116,7 @@ func newRunsCmd() *cobra.Command {
 	return cmd
 }
 
-func findExperiment(store *tracking.Store, name string) (string, error) {
+func findExperiment(store tracking.ExperimentReader, where, name string) (string, error) {
 	exps, err := store.Experiments()
 	if err != nil {
 		return "", err
@@ -127,7 +128,7 @@ func findExperiment(store *tracking.Store, name string) (string, error) {
 		}
 		names = append(names, e.Name)
 	}
-	return "", fmt.Errorf("no experiment %q in %s (have: %s)", name, store.Root(), strings.Join(names, ", "))
+	return "", fmt.Errorf("no experiment %q in %s (have: %s)", name, where, strings.Join(names, ", "))
 }
 
 func newModelsCmd() *cobra.Command {

@@ -13,7 +13,6 @@ import (
 	"petbreed"
 	"petbreed/internal/classify"
 	"petbreed/internal/onnxrt"
-	"petbreed/internal/serve/protocol"
 	"petbreed/internal/tracking"
 )
 
@@ -35,8 +34,6 @@ type model struct {
 	classes  []string
 	labelled bool // the classes have names (else they are indices)
 	pre      petbreed.Preprocess
-
-	desc protocol.Model // what the protocols show of it
 
 	tensors sync.Pool // *[]float32 of one image's TensorLen (V2's FP32 input)
 	refs    sync.WaitGroup
@@ -91,12 +88,11 @@ type resolved struct {
 }
 
 // resolve finds the ONNX file a model URI names now, with the model's name
-// and version. A models:/NAME@ALIAS URI is read as the version the alias
-// points to, and that version is resolved, so the path and the version
-// always agree.
+// and version, through tracking's Resolve. A models:/NAME@ALIAS URI is read
+// as the version the alias points to, and that version is resolved, so the
+// path and the version always agree.
 func (s *Server) resolve() (resolved, error) {
 	uri := s.cfg.Model
-	ref := parseModelRef(uri)
 	if !strings.HasPrefix(uri, "models:/") && !strings.HasPrefix(uri, "runs:/") {
 		if _, err := os.Stat(uri); err != nil {
 			return resolved{}, err
@@ -107,44 +103,25 @@ func (s *Server) resolve() (resolved, error) {
 	if err != nil {
 		return resolved{}, err
 	}
-	if ref.registered == "" { // runs:/
-		p, err := store.ResolveModelURI(uri)
-		if err != nil {
-			return resolved{}, err
-		}
-		return resolved{path: p, name: baseName(p), version: "1"}, nil
-	}
-	num := 0
-	switch {
-	case ref.alias != "":
-		if num, err = store.Alias(ref.registered, ref.alias); err != nil {
-			return resolved{}, fmt.Errorf("resolve %s: %w", uri, err)
-		}
-	case isDigits(ref.selector):
-		num, _ = strconv.Atoi(ref.selector)
-	default: // latest or a stage
-		vs, err := store.ModelVersions(ref.registered)
-		if err != nil {
-			return resolved{}, fmt.Errorf("resolve %s: %w", uri, err)
-		}
-		for _, v := range vs {
-			if (strings.EqualFold(ref.selector, "latest") || strings.EqualFold(v.Stage, ref.selector)) && v.Version > num {
-				num = v.Version
-			}
-		}
-		if num == 0 {
-			return resolved{}, fmt.Errorf("resolve %s: no such version: %w", uri, tracking.ErrNotFound)
-		}
-	}
-	p, err := store.ResolveModelURI("models:/" + ref.registered + "/" + strconv.Itoa(num))
+	ref, err := store.Resolve(uri)
 	if err != nil {
-		return resolved{}, fmt.Errorf("resolve %s: %w", uri, err)
+		return resolved{}, err
 	}
-	return resolved{path: p, name: ref.registered, version: strconv.Itoa(num), num: num}, nil
+	if ref.Name == "" { // runs:/
+		return resolved{path: ref.Path, name: baseName(ref.Path), version: "1"}, nil
+	}
+	return resolved{path: ref.Path, name: ref.Name, version: strconv.Itoa(ref.Version), num: ref.Version}, nil
 }
 
-func (s *Server) trackingStore() (*tracking.Store, error) {
-	s.storeOnce.Do(func() { s.store, s.storeErr = tracking.Open(s.cfg.TrackingURI) })
+func (s *Server) trackingStore() (tracking.ModelSource, error) {
+	s.storeOnce.Do(func() {
+		store, err := tracking.Open(s.cfg.TrackingURI)
+		if err != nil {
+			s.storeErr = err
+			return
+		}
+		s.store = store
+	})
 	return s.store, s.storeErr
 }
 
@@ -154,15 +131,6 @@ func baseName(p string) string {
 		b = b[:len(b)-len(ext)]
 	}
 	return b
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // errLoad marks a model that was found but could not be loaded (not an
@@ -203,9 +171,6 @@ func (s *Server) load(r resolved) (*model, error) {
 		clf.Close()
 		return nil, errLoad{fmt.Errorf("%s: the model's class count is not fixed and it has no labels", r.path)}
 	}
-	m.desc = protocol.Model{Name: m.name, Version: m.version, Labels: m.classes, Labelled: m.labelled,
-		Input: m.input.Name, Output: m.output.Name, Size: m.pre.Size, TensorLen: clf.TensorLen(),
-		Preprocess: m.pre, MaxBatch: s.cfg.MaxBatch}
 	m.batch = newBatcher(clf, s.cfg.MaxBatch, s.cfg.MaxDelay, s.cfg.Queue, &s.preparing, &s.queued, s.metrics)
 	// Warm up: ONNX Runtime plans its memory on the first run.
 	t := m.getTensor()

@@ -15,7 +15,7 @@ import (
 
 // TrialLoad returns a Config.Verify that loads a registered version the way
 // the model server does before an alias may point to it: its ONNX file is
-// resolved through store, opened with classify (ONNX Runtime) with opts
+// resolved through store (tracking's one Resolve), opened with classify (ONNX Runtime) with opts
 // (pass the server's Threads and Labels, so that a version whose classes do
 // not fit the server's labels is refused too), checked to be an image
 // classifier the server can batch (one float32 [N,3,H,W] input with a
@@ -25,7 +25,7 @@ import (
 //
 // The trial costs one model load (a few hundred milliseconds and the
 // model's memory for that time); it runs only for an authorised promotion.
-func TrialLoad(store *tracking.Store, opts classify.Options) func(ctx context.Context, name string, version int) error {
+func TrialLoad(store tracking.Resolver, opts classify.Options) func(ctx context.Context, name string, version int) error {
 	return func(ctx context.Context, name string, version int) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -34,14 +34,14 @@ func TrialLoad(store *tracking.Store, opts classify.Options) func(ctx context.Co
 			return errors.New("no tracking store to resolve the version in")
 		}
 		uri := "models:/" + name + "/" + strconv.Itoa(version)
-		path, err := store.ResolveModelURI(uri)
+		ref, err := store.Resolve(uri)
 		if err != nil {
 			return named(uri, err)
 		}
 		o := opts
 		o.Name = uri
 		o.LowMemory = true
-		clf, err := classify.Open(path, o)
+		clf, err := classify.Open(ref.Path, o)
 		if err != nil {
 			return named(uri, err)
 		}

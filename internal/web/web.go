@@ -48,10 +48,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/url"
-	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -67,14 +64,15 @@ import (
 const (
 	DefaultExperiment = "pet-breed"
 	DefaultModel      = "pet-breed"
-	ChampionAlias     = "champion"
+	ChampionAlias     = tracking.ChampionAlias
 )
 
 // Config configures the page and its endpoints.
 type Config struct {
-	// Store is the MLflow file store of the experiments view; nil: the
-	// view says tracking is not configured (the endpoints answer 404).
-	Store *tracking.Store
+	// Store is the tracking backend of the experiments view (the MLflow
+	// file store, or trackingtest's fake in unit tests); nil: the view
+	// says tracking is not configured (the endpoints answer 404).
+	Store tracking.Browser
 	// AdminToken enables POST /api/models/{name}/aliases/{alias} for
 	// requests bearing it (Authorization: Bearer TOKEN); "" turns it off
 	// (404).
@@ -296,7 +294,7 @@ func runJSON(ri *tracking.RunInfo, c champion) RunJSON {
 		ID: ri.ID, Name: ri.Name, ExperimentID: ri.ExperimentID, Status: ri.Status.String(),
 		Start: ri.Start.UTC(), Params: ri.Params, Tags: ri.Tags, Metrics: make(map[string]number, len(ri.Metrics)),
 		Champion: c.runID != "" && ri.ID == c.runID,
-		Selected: c.runID != "" && ri.ID != c.runID && ri.Tags["petbreed.champion_run"] == c.runID,
+		Selected: c.runID != "" && ri.ID != c.runID && ri.Tags[tracking.TagChampionRun] == c.runID,
 		Versions: c.byRun[ri.ID],
 	}
 	if out.Versions == nil {
@@ -371,7 +369,7 @@ func (h *Web) handleRuns(w http.ResponseWriter, r *http.Request) {
 // --- GET /api/runs/{id} ---
 
 // HistoryKeys are the per-epoch metrics /api/runs/{id} returns in full.
-var HistoryKeys = []string{"train_loss", "train_acc", "val_loss", "val_acc"}
+var HistoryKeys = tracking.HistoryMetrics
 
 type pointJSON struct {
 	Step      int64     `json:"step"`
@@ -447,26 +445,22 @@ func (h *Web) handleRun(w http.ResponseWriter, r *http.Request) {
 		sort.SliceStable(hist, func(i, j int) bool { return hist[i].Step < hist[j].Step })
 		out.History[k] = hist
 	}
-	if dir, err := artifactDir(ri.ArtifactURI); err != nil {
-		out.Warnings = append(out.Warnings, err.Error())
-	} else {
-		for _, split := range []string{"val", "test"} {
-			ev, err := readEvaluation(filepath.Join(dir, "reports", split+".json"))
-			if err != nil {
-				out.Warnings = append(out.Warnings, err.Error())
-			}
-			if ev != nil {
-				out.Evaluation[split] = ev
-			}
-		}
-		var labels struct {
-			Classes []string `json:"classes"`
-		}
-		if err := readJSONFile(filepath.Join(dir, "class_labels.json"), &labels); err != nil {
+	for _, split := range []string{"val", "test"} {
+		ev, err := h.readEvaluation(id, split)
+		if err != nil {
 			out.Warnings = append(out.Warnings, err.Error())
 		}
-		out.Classes = labels.Classes
+		if ev != nil {
+			out.Evaluation[split] = ev
+		}
 	}
+	var labels struct {
+		Classes []string `json:"classes"`
+	}
+	if err := h.readJSONArtifact(id, tracking.ArtifactClassLabels, &labels); err != nil {
+		out.Warnings = append(out.Warnings, err.Error())
+	}
+	out.Classes = labels.Classes
 	if len(out.Classes) == 0 {
 		out.Classes = []string{}
 		for _, ev := range out.Evaluation {
@@ -480,56 +474,44 @@ func (h *Web) handleRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// artifactDir is the local folder of a run's artifacts (a file: URI or an
-// absolute path, as MLflow records it).
-func artifactDir(uri string) (string, error) {
-	if filepath.IsAbs(uri) {
-		return uri, nil
-	}
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "file" || (u.Host != "" && u.Host != "localhost") || u.Path == "" {
-		return "", fmt.Errorf("artifacts at %q are not in a local folder", uri)
-	}
-	return filepath.FromSlash(u.Path), nil
-}
-
 // maxArtifact bounds the JSON artifacts read (a 37-class report is ~10 KB).
 const maxArtifact = 16 << 20
 
-// readJSONFile decodes a JSON artifact; a missing file is not an error (v
-// is left as is).
-func readJSONFile(p string, v any) error {
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
+// readJSONArtifact decodes a run's JSON artifact, read through the store; a
+// missing one is not an error (v is left as is).
+func (h *Web) readJSONArtifact(runID, name string, v any) error {
+	rc, err := h.cfg.Store.OpenArtifact(runID, name)
+	if errors.Is(err, tracking.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxArtifact+1))
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxArtifact+1))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if len(b) > maxArtifact {
-		return fmt.Errorf("%s is over %d bytes", filepath.Base(p), maxArtifact)
+		return fmt.Errorf("%s is over %d bytes", path.Base(name), maxArtifact)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %v", filepath.Join(filepath.Base(filepath.Dir(p)), filepath.Base(p)), err)
+		return fmt.Errorf("%s: %v", name, err)
 	}
 	return nil
 }
 
-// readEvaluation reads reports/<split>.json ({"split", "confusion",
+// readEvaluation reads a run's reports/<split>.json ({"split", "confusion",
 // "labels", "report"}) and adds each class's accuracy; nil when absent.
-func readEvaluation(p string) (*EvaluationJSON, error) {
+func (h *Web) readEvaluation(runID, split string) (*EvaluationJSON, error) {
+	p := tracking.ArtifactReport(split)
 	var raw struct {
 		Split     string          `json:"split"`
 		Confusion [][]int         `json:"confusion"`
 		Labels    []string        `json:"labels"`
 		Report    json.RawMessage `json:"report"`
 	}
-	if err := readJSONFile(p, &raw); err != nil {
+	if err := h.readJSONArtifact(runID, p, &raw); err != nil {
 		return nil, err
 	}
 	if raw.Confusion == nil && raw.Labels == nil {
@@ -537,16 +519,16 @@ func readEvaluation(p string) (*EvaluationJSON, error) {
 	}
 	n := len(raw.Labels)
 	if len(raw.Confusion) != n {
-		return nil, fmt.Errorf("%s: %d labels but %d confusion rows", filepath.Base(p), n, len(raw.Confusion))
+		return nil, fmt.Errorf("%s: %d labels but %d confusion rows", path.Base(p), n, len(raw.Confusion))
 	}
 	ev := &EvaluationJSON{Split: raw.Split, Labels: raw.Labels, Confusion: raw.Confusion, Report: raw.Report, PerClass: make([]ClassJSON, n)}
 	if ev.Split == "" {
-		ev.Split = strings.TrimSuffix(filepath.Base(p), ".json")
+		ev.Split = split
 	}
 	correct, total := 0, 0
 	for i, row := range raw.Confusion {
 		if len(row) != n {
-			return nil, fmt.Errorf("%s: confusion row %d has %d cells, want %d", filepath.Base(p), i, len(row), n)
+			return nil, fmt.Errorf("%s: confusion row %d has %d cells, want %d", path.Base(p), i, len(row), n)
 		}
 		sum := 0
 		for _, c := range row {
