@@ -13,6 +13,7 @@ import (
 	"petbreed"
 	"petbreed/internal/classify"
 	"petbreed/internal/onnxrt"
+	"petbreed/internal/serve/protocol"
 	"petbreed/internal/tracking"
 )
 
@@ -34,6 +35,8 @@ type model struct {
 	classes  []string
 	labelled bool // the classes have names (else they are indices)
 	pre      petbreed.Preprocess
+
+	desc protocol.Model // what the protocols show of it
 
 	tensors sync.Pool // *[]float32 of one image's TensorLen (V2's FP32 input)
 	refs    sync.WaitGroup
@@ -171,6 +174,9 @@ func (s *Server) load(r resolved) (*model, error) {
 		clf.Close()
 		return nil, errLoad{fmt.Errorf("%s: the model's class count is not fixed and it has no labels", r.path)}
 	}
+	m.desc = protocol.Model{Name: m.name, Version: m.version, Labels: m.classes, Labelled: m.labelled,
+		Input: m.input.Name, Output: m.output.Name, Size: m.pre.Size, TensorLen: clf.TensorLen(),
+		Preprocess: m.pre, MaxBatch: s.cfg.MaxBatch}
 	m.batch = newBatcher(clf, s.cfg.MaxBatch, s.cfg.MaxDelay, s.cfg.Queue, &s.preparing, &s.queued, s.metrics)
 	// Warm up: ONNX Runtime plans its memory on the first run.
 	t := m.getTensor()

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"petbreed/internal/serve/restapi"
+	"petbreed/internal/serve/v2"
 	"petbreed/internal/tracking"
 )
 
@@ -212,6 +214,9 @@ type Server struct {
 	budget     *budget       // the memory that requests hold
 	reqCounter atomic.Uint64
 	reqPrefix  string
+	calls      sync.Pool // *call: requests' holds on the server (route.go)
+	// releasePrepFn is releasePrep, bound once (a method value allocates).
+	releasePrepFn func()
 
 	storeOnce sync.Once
 	store     tracking.ModelSource // opened on first use
@@ -248,6 +253,7 @@ func New(cfg Config) (*Server, error) {
 		float64(cfg.MemoryBudget),
 	)
 	s.budget.onBusy = s.metrics.rejected.Inc
+	s.releasePrepFn = s.releasePrep
 	s.handler = s.routesHandler()
 	return s, nil
 }
@@ -294,23 +300,23 @@ func (s *Server) routesHandler() http.Handler {
 	handle("GET", "/metrics", s.metrics.handler().ServeHTTP)
 
 	handle("GET", "/api/health", s.handleHealth)
-	handle("GET", "/api/classes", s.handleClasses)
-	handle("POST", "/api/predict", s.handlePredict)
-	handle("POST", "/api/resize", s.handleResize)
-	handle("POST", "/api/preprocess", s.handlePreprocess)
-
-	handle("GET", "/v2", s.handleV2Server)
-	handle("GET", "/v2/health/live", s.handleV2Live)
-	handle("GET", "/v2/health/ready", s.handleV2Ready)
-	handle("GET", "/v2/models/{name}", s.handleV2Model)
-	handle("GET", "/v2/models/{name}/versions/{version}", s.handleV2Model)
-	handle("GET", "/v2/models/{name}/ready", s.handleV2ModelReady)
-	handle("GET", "/v2/models/{name}/versions/{version}/ready", s.handleV2ModelReady)
-	handle("POST", "/v2/models/{name}/infer", s.handleV2Infer)
-	handle("POST", "/v2/models/{name}/versions/{version}/infer", s.handleV2Infer)
+	// The protocols: adapters over the router (route.go), each in its
+	// package. A new protocol is one more line here.
+	for _, p := range []protocolAdapter{
+		restapi.New(s, s, restapi.Config{MaxResizePixels: s.cfg.MaxResizePixels}),
+		v2.New(s, v2.Config{Version: s.cfg.Version, MaxImages: s.cfg.Queue, Ready: s.Ready}),
+	} {
+		p.Register(handle)
+	}
 
 	handle("POST", "/admin/reload", s.handleReload)
 	return s.middleware(mux)
+}
+
+// protocolAdapter is a protocol (package restapi, v2): it registers its
+// routes, and reaches the models through the router it was made with.
+type protocolAdapter interface {
+	Register(handle func(method, pattern string, h http.HandlerFunc))
 }
 
 // Ready reports whether a model is loaded and the server is not stopping.
