@@ -16,6 +16,7 @@ import (
 	"petbreed/internal/features"
 	"petbreed/internal/pipeline"
 	"petbreed/internal/testassets"
+	"petbreed/internal/testutil"
 )
 
 // petsSubsetDataset is a real Oxford-IIIT Pet layout over pets-3breeds'
@@ -58,7 +59,7 @@ func petsSubsetDataset(t *testing.T, trainval, test int) string {
 // the default configuration needs, so that a pipeline run afterwards
 // computes none.
 func TestFeaturesShardsFillTheCache(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testutil.Petbreed(t)
 	data := petsSubsetDataset(t, 25, 10)
 	backbone := testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx")
 	cache := t.TempDir()

@@ -17,6 +17,7 @@ import (
 
 	"petbreed/internal/imaging"
 	"petbreed/internal/testassets"
+	"petbreed/internal/testutil"
 )
 
 // cli runs the command line in-process and returns its exit code and output.
@@ -283,7 +284,7 @@ func TestClassesAndInspect(t *testing.T) {
 // BenchmarkPredictProcess measures `petbreed predict` of one image from
 // process start to answer: the binary is built once, then run per iteration.
 func BenchmarkPredictProcess(b *testing.B) {
-	bin := buildBinary(b)
+	bin := testutil.Petbreed(b)
 	args := append([]string{"predict", "--json"}, backboneArgs(b)...)
 	args = append(args, testassets.Path(b, "photos", "cat_720p.jpg"))
 	b.ResetTimer()

@@ -2,47 +2,27 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"petbreed/internal/pipeline"
 	"petbreed/internal/testassets"
+	"petbreed/internal/testutil"
 	"petbreed/internal/tracking"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// buildBinary builds petbreed once per test process.
-func buildBinary(tb testing.TB) string {
-	tb.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "petbreed-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "petbreed")
-		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		tb.Fatalf("build: %v", binErr)
-	}
-	return binPath
+// TestMain removes the binary testutil.Petbreed built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.Cleanup()
+	os.Exit(code)
 }
 
 // waitFor polls until cond holds, the process exits, or a minute passes.
@@ -75,7 +55,7 @@ func globAny(pattern string) func() bool {
 // runs; the MLflow store must stay readable, and the rerun must reuse the
 // cache and leave no run RUNNING.
 func TestPipelineSurvivesSIGKILL(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testutil.Petbreed(t)
 	dir := t.TempDir()
 	store, cache := filepath.Join(dir, "mlruns"), filepath.Join(dir, "cache")
 	args := []string{"pipeline", "--quiet",

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"petbreed/internal/testassets"
+	"petbreed/internal/testutil"
 )
 
 // readResults parses predict --json output.
@@ -215,7 +216,7 @@ func petsSubset(t *testing.T, perBreed int) (dir string, n int) {
 // pets-3breeds images, merged, give the answers of one unsharded run: the
 // same files, each once, with the same predictions, in the same order.
 func TestPredictShardsMatchOneRun(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testutil.Petbreed(t)
 	images, total := petsSubset(t, 40)
 	args := append([]string{"predict", "--json", "-k", "3", "--threads", "1"}, backboneArgs(t)...)
 
@@ -292,11 +293,11 @@ func TestPredictShardsMatchOneRun(t *testing.T) {
 // evicted) exits 1 and leaves nothing in the output folder, not even a
 // temporary file, so a rerun or a merge never sees part of a shard.
 func TestPredictSIGTERMLeavesNoFile(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testutil.Petbreed(t)
 	dir := t.TempDir()
 	args := append([]string{"predict", "--threads", "1", "--batch", "1", "--shard", "0/1", "--output", dir}, backboneArgs(t)...)
 	cmd := exec.Command(bin, append(args, testassets.Path(t, "pets-3breeds", "images"))...)
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,32 +4,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"petbreed/internal/testassets"
+	"petbreed/internal/testutil"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestServeSIGTERM runs `petbreed serve` in-process on a free port, with
 // settings from flags and the environment, classifies a photo, and stops it
@@ -44,27 +26,11 @@ func TestServeSIGTERM(t *testing.T) {
 	t.Setenv("PETBREED_DRAIN_TIMEOUT", "9s") // the flag wins
 	t.Setenv("PETBREED_ADMIN_TOKEN", "")
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--max-batch", "4", "--log-format", "json", "--drain-timeout", "2s"}, backboneArgs(t)...)
-	var stdout, stderr lockedBuffer
-	code := make(chan int, 1)
-	go func() { code <- run(args, &stdout, &stderr) }()
+	var stdout, stderr testutil.Buffer
+	code, exited := make(chan int, 1), make(chan struct{})
+	go func() { code <- run(args, &stdout, &stderr); close(exited) }()
 
-	addrRe := regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
-	var url string
-	deadline := time.Now().Add(10 * time.Second)
-	for url == "" || !strings.Contains(stderr.String(), `"msg":"ready"`) {
-		if m := addrRe.FindStringSubmatch(stderr.String()); m != nil {
-			url = "http://" + m[1]
-		}
-		select {
-		case c := <-code:
-			t.Fatalf("serve exited %d: %s", c, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready: %s", stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	url := testutil.WaitReady(t, stderr.String, exited, 10*time.Second)
 	for _, want := range []string{`"max_batch":4`, `"queue":50`, `"max_delay":"3ms"`, `"admin":false`,
 		`"max_pixels":25000000`, `"memory_budget":268435456`, `"decode_timeout":"3s"`, `"drain_timeout":"2s"`, `"budget_wait":"250ms"`} {
 		if !strings.Contains(stderr.String(), want) {

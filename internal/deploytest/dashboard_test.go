@@ -6,17 +6,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"petbreed/internal/testassets"
+	"petbreed/internal/testutil"
 )
 
 // root is the repository's root (tests run in their package's folder).
@@ -199,95 +195,19 @@ func isHistogramPart(m string, used map[string][]string) bool {
 	return false
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
+// TestMain removes the binary testutil.Petbreed built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.Cleanup()
+	os.Exit(code)
+}
 
-// startServe builds and starts `petbreed serve` on a free loopback port
-// with the shared int8 MobileNetV2 and returns its URL; it is stopped with
-// SIGTERM when the test ends.
+// startServe starts a real `petbreed serve` on a free loopback port with the
+// shared int8 MobileNetV2 and returns its URL; it is stopped with SIGTERM
+// when the test ends.
 func startServe(t *testing.T) string {
 	t.Helper()
 	model := testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx")
 	labels := testassets.Path(t, "backbone", "imagenet_labels.txt")
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "petbreed-deploytest-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "petbreed")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/petbreed")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = &buildError{err, out}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(binPath)) })
-
-	cmd := exec.Command(binPath, "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--model", model, "--labels", labels)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "PETBREED_ADMIN_TOKEN=")
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("serve did not stop on SIGTERM")
-		}
-	})
-	addrRe := regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		log := stderr.String()
-		if m := addrRe.FindStringSubmatch(log); m != nil && strings.Contains(log, `"msg":"ready"`) {
-			return "http://" + m[1]
-		}
-		select {
-		case <-exited:
-			t.Fatalf("serve exited: %s", log)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not ready after 30s: %s", log)
-		}
-	}
-}
-
-type buildError struct {
-	err error
-	out []byte
-}
-
-func (e *buildError) Error() string { return "build petbreed: " + e.err.Error() + "\n" + string(e.out) }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return testutil.StartServe(t, root, []string{"PETBREED_ADMIN_TOKEN="}, "--model", model, "--labels", labels)
 }
