@@ -286,7 +286,17 @@ func (m *Model) Encode() []byte {
 		graph = m.Graph.encode()
 	}
 	next := map[protowire.Number]int{}
-	out := make([]byte, 0, len(graph)+256)
+	size := len(graph) + len(m.ProducerName) + len(m.ProducerVersion) + len(m.Domain) + len(m.DocString) + 64
+	for _, u := range m.layout.unknown {
+		size += len(u)
+	}
+	for _, o := range m.Opsets {
+		size += len(o.enc) + len(o.Domain) + 16
+	}
+	for _, p := range m.Metadata {
+		size += len(p.enc) + len(p.Key) + len(p.Value) + 16
+	}
+	out := make([]byte, 0, size)
 	return m.layout.replay(out, modelFields, func(b []byte, num protowire.Number, first bool) ([]byte, bool) {
 		// Scalars: written once, where they were, or (new) when set.
 		scalar := func(b []byte, present bool, enc func([]byte) []byte) ([]byte, bool) {
@@ -487,8 +497,31 @@ func decodeGraph(raw []byte, depth int) (*Graph, error) {
 }
 
 func (g *Graph) encode() []byte {
+	// The size first, so that the graph is written into one buffer.
+	size := len(g.Name) + len(g.DocString) + 16
+	for _, u := range g.layout.unknown {
+		size += len(u)
+	}
+	add := func(b []byte) { size += len(b) + 2 + protowire.SizeVarint(uint64(len(b))) }
+	for _, n := range g.Nodes {
+		add(n.encode())
+	}
+	for _, t := range g.Initializers {
+		add(t.Encode())
+	}
+	for _, list := range [][]*Value{g.Inputs, g.Outputs, g.ValueInfo} {
+		for _, v := range list {
+			add(v.encode())
+		}
+	}
+	for _, a := range g.Annotations {
+		add(a.enc)
+	}
+	for _, s := range g.Sparse {
+		add(s.enc)
+	}
 	next := map[protowire.Number]int{}
-	var out []byte
+	out := make([]byte, 0, size)
 	return g.layout.replay(out, graphFields, func(b []byte, num protowire.Number, first bool) ([]byte, bool) {
 		i := next[num]
 		elem := func(n int, enc func(i int) []byte) ([]byte, bool) {
@@ -498,15 +531,14 @@ func (g *Graph) encode() []byte {
 			next[num]++
 			return appendBytesField(b, num, enc(i)), true
 		}
-		isOld := slices.Contains(g.layout.order, num)
 		switch num {
 		case graphName:
-			if first && (isOld || g.Name != "") {
+			if first && (g.Name != "" || slices.Contains(g.layout.order, num)) {
 				return appendStringField(b, num, g.Name), true
 			}
 			return b, false
 		case graphDocString:
-			if first && (isOld || g.DocString != "") {
+			if first && (g.DocString != "" || slices.Contains(g.layout.order, num)) {
 				return appendStringField(b, num, g.DocString), true
 			}
 			return b, false

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,8 +12,8 @@ import (
 
 // Tensor is a decoded onnx.TensorProto: an initializer, or the value of a
 // Constant. Its values are in RawData (little-endian) or in one of the
-// typed fields, as the model stores them; Float32s, Int8s, Uint8s, Int32s
-// and Int64s read either. The fields this package does not decode
+// typed fields (float_data, int32_data, ...), as the model stores them;
+// Float32s, Int8s, Uint8s, Int32s and Int64s read either. The fields this package does not decode
 // (string_data, double_data, external data, segments, doc_string) are kept
 // as they are, and make the typed accessors fail.
 type Tensor struct {
@@ -23,17 +24,14 @@ type Tensor struct {
 	// RawData is raw_data (nil when absent). A decoded tensor shares it
 	// with the model's bytes.
 	RawData []byte
-	// FloatData, Int32Data (which onnx.proto also uses for int8, uint8,
-	// int16, uint16, bool and float16), Int64Data and Uint64Data (also
-	// uint32) are the typed fields.
-	FloatData  []float32
-	Int32Data  []int32
-	Int64Data  []int64
-	Uint64Data []uint64
 
 	unsupported string // why the values cannot be read, if they cannot
-	unknown     []rawField
-	enc         []byte
+	// unknown holds the fields kept encoded: the typed data fields
+	// (float_data, int32_data, int64_data, uint64_data, decoded only when
+	// read, so that describing a model does not decode its weights) and the
+	// fields this package does not decode.
+	unknown []rawField
+	enc     []byte
 }
 
 // TensorProto field numbers (beyond those in onnx.go).
@@ -87,22 +85,6 @@ func decodeTensor(b []byte) (*Tensor, error) {
 			t.Name, err = f.stringOf("name")
 		case tensorRawData:
 			t.RawData, err = f.bytesOf("raw_data")
-		case tensorFloatData:
-			t.FloatData, err = appendFloat32s(t.FloatData, f)
-		case tensorInt32Data:
-			var v []int64
-			v, err = f.int64sOf(nil, "int32_data")
-			for _, x := range v {
-				t.Int32Data = append(t.Int32Data, int32(x))
-			}
-		case tensorInt64Data:
-			t.Int64Data, err = f.int64sOf(t.Int64Data, "int64_data")
-		case tensorUint64Data:
-			var v []int64
-			v, err = f.int64sOf(nil, "uint64_data")
-			for _, x := range v {
-				t.Uint64Data = append(t.Uint64Data, uint64(x))
-			}
 		default:
 			switch f.num {
 			case tensorDataLocation:
@@ -137,37 +119,68 @@ func (t *Tensor) Encode() []byte {
 		e.varint(tensorDims, d)
 	}
 	e.varint(tensorDataType, int64(t.Type))
-	if len(t.FloatData) > 0 {
-		e.bytes(tensorFloatData, packFloats(t.FloatData))
-	}
-	if len(t.Int32Data) > 0 {
-		v := make([]int64, len(t.Int32Data))
-		for i, x := range t.Int32Data {
-			v[i] = int64(x)
-		}
-		e.bytes(tensorInt32Data, packVarints(v))
-	}
-	if len(t.Int64Data) > 0 {
-		e.bytes(tensorInt64Data, packVarints(t.Int64Data))
-	}
 	e.stringOpt(tensorName, t.Name)
 	if t.RawData != nil {
 		e.bytes(tensorRawData, t.RawData)
-	}
-	if len(t.Uint64Data) > 0 {
-		v := make([]int64, len(t.Uint64Data))
-		for i, x := range t.Uint64Data {
-			v[i] = int64(x)
-		}
-		e.bytes(tensorUint64Data, packVarints(v))
 	}
 	t.enc = e.finish()
 	return t.enc
 }
 
+// typed holds the values of a tensor's typed data fields.
+type typed struct {
+	floats []float32
+	ints   []int64 // int32_data then int64_data
+	u64s   []uint64
+}
+
+// typedData decodes the typed data fields.
+func (t *Tensor) typedData() (typed, error) {
+	var d typed
+	var i32, i64 []int64
+	for _, u := range t.unknown {
+		var err error
+		switch u.num {
+		case tensorFloatData, tensorInt32Data, tensorInt64Data, tensorUint64Data:
+			err = eachField(u.raw, func(f field) error {
+				var err error
+				switch f.num {
+				case tensorFloatData:
+					d.floats, err = appendFloat32s(d.floats, f)
+				case tensorInt32Data:
+					i32, err = f.int64sOf(i32, "int32_data")
+				case tensorInt64Data:
+					i64, err = f.int64sOf(i64, "int64_data")
+				case tensorUint64Data:
+					var v []int64
+					v, err = f.int64sOf(nil, "uint64_data")
+					for _, x := range v {
+						d.u64s = append(d.u64s, uint64(x))
+					}
+				}
+				return err
+			})
+		}
+		if err != nil {
+			return d, err
+		}
+	}
+	for _, v := range i32 {
+		d.ints = append(d.ints, int64(int32(v)))
+	}
+	d.ints = append(d.ints, i64...)
+	return d, nil
+}
+
 // count checks that the tensor's values can be read and match its dims,
-// and returns how many there are.
-func (t *Tensor) count() (int, error) {
+// and returns how many there are, and the typed data.
+func (t *Tensor) count() (int, typed, error) {
+	var d typed
+	c, err := t.checkCount(&d)
+	return c, d, err
+}
+
+func (t *Tensor) checkCount(d *typed) (int, error) {
 	if t.unsupported != "" {
 		return 0, errors.New(t.unsupported)
 	}
@@ -180,6 +193,12 @@ func (t *Tensor) count() (int, error) {
 	}
 	n := int(count)
 	got := 0
+	if t.RawData == nil {
+		var err error
+		if *d, err = t.typedData(); err != nil {
+			return 0, err
+		}
+	}
 	switch {
 	case t.RawData != nil:
 		size := elemSize(t.Type)
@@ -191,11 +210,11 @@ func (t *Tensor) count() (int, error) {
 		}
 		return n, nil
 	case t.Type == Float:
-		got = len(t.FloatData)
+		got = len(d.floats)
 	case t.Type == Uint32 || t.Type == Uint64:
-		got = len(t.Uint64Data)
+		got = len(d.u64s)
 	case elemSize(t.Type) > 0 && t.Type != Double:
-		got = len(t.Int32Data) + len(t.Int64Data)
+		got = len(d.ints)
 	default:
 		return 0, fmt.Errorf("type %s is not supported", t.Type)
 	}
@@ -210,7 +229,7 @@ func (t *Tensor) Float32s() ([]float32, error) {
 	if t.Type != Float {
 		return nil, fmt.Errorf("onnx: tensor %q is %s, not float32", t.Name, t.Type)
 	}
-	n, err := t.count()
+	n, d, err := t.count()
 	if err != nil {
 		return nil, fmt.Errorf("onnx: tensor %q: %w", t.Name, err)
 	}
@@ -221,7 +240,7 @@ func (t *Tensor) Float32s() ([]float32, error) {
 		}
 		return out, nil
 	}
-	return append([]float32(nil), t.FloatData...), nil
+	return d.floats, nil
 }
 
 // Int8s returns the elements of an int8 tensor.
@@ -265,7 +284,7 @@ func (t *Tensor) Int64s() ([]int64, error) {
 	default:
 		return nil, fmt.Errorf("onnx: tensor %q is %s, not an integer type", t.Name, t.Type)
 	}
-	n, err := t.count()
+	n, d, err := t.count()
 	if err != nil {
 		return nil, fmt.Errorf("onnx: tensor %q: %w", t.Name, err)
 	}
@@ -293,16 +312,11 @@ func (t *Tensor) Int64s() ([]int64, error) {
 			}
 		}
 	case t.Type == Uint32 || t.Type == Uint64:
-		for i, v := range t.Uint64Data {
+		for i, v := range d.u64s {
 			out[i] = int64(v)
 		}
 	default:
-		ints := make([]int64, 0, n)
-		for _, v := range t.Int32Data {
-			ints = append(ints, int64(v))
-		}
-		ints = append(ints, t.Int64Data...)
-		for i, v := range ints {
+		for i, v := range d.ints {
 			switch t.Type {
 			case Uint8, Bool:
 				v = int64(uint8(v))
@@ -340,15 +354,15 @@ func ReadInitializer(data []byte, name string) (*Tensor, error) {
 	if t == nil {
 		return nil, fmt.Errorf("onnx: initializer %q: %w", name, ErrNotFound)
 	}
-	if _, err := t.count(); err != nil {
+	if _, _, err := t.count(); err != nil {
 		return nil, fmt.Errorf("onnx: initializer %q: %w", name, err)
 	}
-	c := *t
-	if t.RawData != nil {
-		c.RawData = append([]byte{}, t.RawData...) // do not keep the whole model alive
+	// A copy, so as not to keep the whole model alive.
+	c, err := decodeTensor(bytes.Clone(t.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("onnx: initializer %q: %w", name, err)
 	}
-	c.enc, c.unknown = nil, nil
-	return &c, nil
+	return c, nil
 }
 
 // appendFloat32s appends a repeated float field, packed or not.
