@@ -44,6 +44,16 @@ func assertAbsent(t *testing.T, paths ...string) {
 	}
 }
 
+// assertOneTryNoFile: the download was refused after one request (not
+// retried) and left neither the file nor its partial download in dir.
+func assertOneTryNoFile(t *testing.T, s *testServer, dir string, a Artifact) {
+	t.Helper()
+	if s.count() != 1 {
+		t.Errorf("%d requests, want 1 (not retried)", s.count())
+	}
+	assertAbsent(t, filepath.Join(dir, a.Name), filepath.Join(dir, a.Name+".part"))
+}
+
 func TestDownload(t *testing.T) {
 	body := randomBytes(payloadSize, 1)
 	s := newTestServer(t, map[string][]byte{"/files/data.bin": body, "/mirror/sub/data.bin": body})
@@ -333,10 +343,7 @@ func TestDownloadHTTPErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.text) || !strings.Contains(err.Error(), a.URL) {
 				t.Errorf("error %q should name the status and the URL", err)
 			}
-			if s.count() != 1 {
-				t.Errorf("%d requests, want 1 (no retry)", s.count())
-			}
-			assertAbsent(t, filepath.Join(dir, a.Name), filepath.Join(dir, a.Name+".part"))
+			assertOneTryNoFile(t, s, dir, a)
 		})
 	}
 }
