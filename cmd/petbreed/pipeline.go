@@ -86,7 +86,7 @@ func newPipelineCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "pipeline --data DIR --backbone FILE [--config FILE]",
-		Short: "Run the whole training job: features, experiments, selection, test evaluation, registration",
+		Short: "Run the whole training: features, experiments, selection, test evaluation, registration",
 		Long: `pipeline computes the backbone's features once per image (cached on disk),
 trains every experiment of the configuration as an MLflow run, selects the
 best by validation (select_metric), optionally refits it on all of trainval,

@@ -1,8 +1,8 @@
-// Package pipeline runs the whole training job: features from the frozen
-// backbone (cached), every configured experiment as a tracked run, the
-// selection of the best by validation, the one evaluation on the test split,
-// the export of one self-contained ONNX model, and its registration as the
-// new champion.
+// Package pipeline runs the whole training, start to end: features from
+// the frozen backbone (cached), every configured recipe as a tracked run,
+// the selection of the best by validation, the one evaluation on the test
+// split, the export of one self-contained ONNX model, and its registration
+// as the new champion.
 package pipeline
 
 import (
