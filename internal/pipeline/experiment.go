@@ -82,13 +82,13 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 	var logErr error
 	head, epochs, err := train.Train(e.trainConfig(env.seed), tr, val, len(env.classes), func(ep train.Epoch) {
 		step := int64(ep.Epoch)
-		for k, v := range map[string]float64{"train_loss": ep.TrainLoss, "train_acc": ep.TrainAcc} {
+		for k, v := range map[string]float64{tracking.MetricTrainLoss: ep.TrainLoss, tracking.MetricTrainAcc: ep.TrainAcc} {
 			if err := run.LogMetric(k, v, step); err != nil && logErr == nil {
 				logErr = err
 			}
 		}
 		if !refit {
-			for k, v := range map[string]float64{"val_loss": ep.ValLoss, "val_acc": ep.ValAcc} {
+			for k, v := range map[string]float64{tracking.MetricValLoss: ep.ValLoss, tracking.MetricValAcc: ep.ValAcc} {
 				if err := run.LogMetric(k, v, step); err != nil && logErr == nil {
 					logErr = err
 				}
@@ -103,10 +103,10 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 	}
 	res.EpochsRun = len(epochs)
 	res.BestEpoch = bestEpoch(epochs, e.Patience > 0)
-	if err = run.LogMetric("train_seconds", time.Since(start).Seconds(), 0); err != nil {
+	if err = run.LogMetric(tracking.MetricTrainSeconds, time.Since(start).Seconds(), 0); err != nil {
 		return res, nil, err
 	}
-	if err = run.LogMetric("best_epoch", float64(res.BestEpoch), 0); err != nil {
+	if err = run.LogMetric(tracking.MetricBestEpoch, float64(res.BestEpoch), 0); err != nil {
 		return res, nil, err
 	}
 	if err = env.logCurves(run, epochs, refit); err != nil {
@@ -117,7 +117,7 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 		res.ValAcc, res.ValLoss = ev.Acc, ev.Loss
 		// The final validation metrics are the returned head's (the best
 		// epoch's with early stopping), at step = its epoch.
-		for k, v := range map[string]float64{"final_val_acc": ev.Acc, "final_val_loss": ev.Loss} {
+		for k, v := range map[string]float64{tracking.MetricFinalValAcc: ev.Acc, tracking.MetricFinalValLoss: ev.Loss} {
 			if err = run.LogMetric(k, v, int64(res.BestEpoch)); err != nil {
 				return res, nil, err
 			}
@@ -130,7 +130,7 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 		env.logf("%-20s refit on %d rows for %d epochs  %.2fs", e.Name, tr.N(), res.EpochsRun, time.Since(start).Seconds())
 	}
 	labels, _ := json.Marshal(map[string]any{"classes": env.classes})
-	if err = run.LogArtifact("class_labels.json", labels); err != nil {
+	if err = run.LogArtifact(tracking.ArtifactClassLabels, labels); err != nil {
 		return res, nil, err
 	}
 	if _, err = env.logModel(run, head); err != nil {
@@ -175,10 +175,10 @@ func (env *runEnv) logCurves(run *tracking.Run, epochs []train.Epoch, refit bool
 	if err != nil {
 		return fmt.Errorf("accuracy curve: %w", err)
 	}
-	if err := run.LogArtifact("plots/loss.png", loss); err != nil {
+	if err := run.LogArtifact(tracking.ArtifactLossPlot, loss); err != nil {
 		return err
 	}
-	return run.LogArtifact("plots/accuracy.png", acc)
+	return run.LogArtifact(tracking.ArtifactAccuracyPlot, acc)
 }
 
 // logEvaluation logs a split's confusion matrix (PNG and JSON) and per-class
@@ -188,15 +188,15 @@ func (env *runEnv) logEvaluation(run *tracking.Run, split string, ev train.Eval)
 	if err != nil {
 		return fmt.Errorf("confusion matrix: %w", err)
 	}
-	if err := run.LogArtifact("plots/confusion_"+split+".png", png); err != nil {
+	if err := run.LogArtifact(tracking.ArtifactConfusionPlot(split), png); err != nil {
 		return err
 	}
 	s := report.Summarize(ev.Confusion, env.classes)
 	js, _ := json.MarshalIndent(map[string]any{"split": split, "confusion": ev.Confusion, "labels": env.classes, "report": s}, "", "  ")
-	if err := run.LogArtifact("reports/"+split+".json", js); err != nil {
+	if err := run.LogArtifact(tracking.ArtifactReport(split), js); err != nil {
 		return err
 	}
-	return run.LogArtifact("reports/"+split+".txt", []byte(s.Text()))
+	return run.LogArtifact(tracking.ArtifactReportText(split), []byte(s.Text()))
 }
 
 // logModel exports backbone + head + softmax as one ONNX file carrying its
@@ -226,7 +226,7 @@ func (env *runEnv) logModel(run *tracking.Run, head *train.Head) (string, error)
 		return "", err
 	}
 	s := env.ext.Preprocess().Size
-	return run.LogONNXModel("model", tmp.Name(), tracking.ModelMeta{
+	return run.LogONNXModel(tracking.ArtifactModel, tmp.Name(), tracking.ModelMeta{
 		InputName: env.ext.Features().Input, InputShape: []int64{-1, 3, int64(s), int64(s)},
 		OutputName: onnx.ExportProbabilities, OutputShape: []int64{-1, int64(len(env.classes))},
 	})
@@ -246,7 +246,7 @@ func (env *runEnv) register(ctx context.Context, runID string, head *train.Head,
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range map[string]float64{"test_acc": ev.Acc, "test_loss": ev.Loss} {
+	for k, v := range map[string]float64{tracking.MetricTestAcc: ev.Acc, tracking.MetricTestLoss: ev.Loss} {
 		if err := run.LogMetric(k, v, 0); err != nil {
 			return nil, err
 		}
@@ -257,9 +257,9 @@ func (env *runEnv) register(ctx context.Context, runID string, head *train.Head,
 	if err := env.logEvaluation(run, "test", ev); err != nil {
 		return nil, err
 	}
-	modelDir := filepath.Join(run.ArtifactDir(), "model")
+	modelDir := filepath.Join(run.ArtifactDir(), tracking.ArtifactModel)
 	src := tracking.FileURI(modelDir)
-	path, err := env.store.ResolveModelURI("runs:/" + runID + "/model")
+	path, err := env.store.ResolveModelURI("runs:/" + runID + "/" + tracking.ArtifactModel)
 	if err != nil {
 		return nil, err
 	}

@@ -145,6 +145,29 @@ func TestPipelinePets(t *testing.T) {
 			t.Fatalf("same seed, different bias")
 		}
 	}
+
+	// The store moved (trained here, mounted elsewhere, as at /data in a
+	// container): its meta.yaml files keep the old absolute URIs, and the
+	// champion still resolves, under the new root, and loads.
+	moved := filepath.Join(dir, "elsewhere", "mlruns")
+	if err := os.MkdirAll(filepath.Dir(moved), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(storeDir, moved); err != nil {
+		t.Fatal(err)
+	}
+	mstore, err := tracking.Open(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := mstore.Resolve("models:/pet-breed@champion")
+	if err != nil {
+		t.Fatalf("moved store: %v", err)
+	}
+	if ref.Name != "pet-breed" || ref.Version != 2 || ref.RunID != second.ChampionRunID || !strings.HasPrefix(ref.Path, moved+string(filepath.Separator)) {
+		t.Fatalf("moved store: models:/pet-breed@champion = %+v, want version 2 of run %s under %s", ref, second.ChampionRunID, moved)
+	}
+	checkExportAgainstCache(t, ref.Path, cacheDir)
 }
 
 // headOf reads the head's weights back from an exported model.

@@ -215,7 +215,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	best := done[0]
 	sum.Selected, sum.SelectedRunID = best.res.Name, best.res.RunID
 	logf("selected %s by %s (val_acc %.4f, val_loss %.4f)", best.res.Name, cfg.SelectMetric, best.res.ValAcc, best.res.ValLoss)
-	if err := store.SetRunTag(best.res.RunID, "petbreed.selected", "true"); err != nil {
+	if err := store.SetRunTag(best.res.RunID, tracking.TagSelected, "true"); err != nil {
 		return nil, err
 	}
 
@@ -254,7 +254,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	mark("register", t)
 	if champ.res.RunID != best.res.RunID {
 		// The selected run points to the refit that was tested and registered.
-		if err := store.SetRunTag(best.res.RunID, "petbreed.champion_run", champ.res.RunID); err != nil {
+		if err := store.SetRunTag(best.res.RunID, tracking.TagChampionRun, champ.res.RunID); err != nil {
 			return sum, err
 		}
 	}
