@@ -4,6 +4,19 @@
 // batching, Prometheus metrics, hot model reload and graceful shutdown.
 // cmd/petbreed's `serve` command wires it to flags and signals.
 //
+// # Protocols and the router
+//
+// The protocols are adapters in their own packages: restapi (/api/predict,
+// /api/classes, /api/resize, /api/preprocess) and v2 (/v2/...). Each
+// registers its routes and reaches models only through package protocol's
+// Router (route.go here): Route holds a model for one request and gives a
+// Predictor that reads the body within the limits and the memory budget
+// and predicts images (through the admission, decoding and batching below)
+// or tensors. The server keeps the rest: middleware, metrics, /api/health,
+// /metrics, the admin endpoints, admission, the budget and the models'
+// lifecycle. A new protocol is a sibling package and one line in
+// routesHandler; several models (a traffic split) change Route only.
+//
 // # One request
 //
 // A request is served in its own goroutine up to the model: the image's
