@@ -309,7 +309,7 @@ for o in dev prod; do
   echo "  PDB petbreed: $("$kubectl" "${ns[@]}" get pdb petbreed -o jsonpath='currentHealthy {.status.currentHealthy}, desiredHealthy {.status.desiredHealthy}, disruptionsAllowed {.status.disruptionsAllowed}')"
   "$kubectl" "${ns[@]}" get inferenceservice petbreed -o jsonpath='{.spec.predictor.containers[0].env[?(@.name=="PROTOCOL")].value}' | grep -qx v2 ||
     fail "the InferenceService is not stored with PROTOCOL=v2"
-  echo "  InferenceService petbreed: stored and validated, canaryTrafficPercent $("$kubectl" "${ns[@]}" get inferenceservice petbreed -o jsonpath='{.spec.predictor.canaryTrafficPercent}') (no KServe controller reconciles it)"
+  echo "  InferenceService petbreed: stored and validated, canaryTrafficPercent $(c=$("$kubectl" "${ns[@]}" get inferenceservice petbreed -o jsonpath='{.spec.predictor.canaryTrafficPercent}'); echo "${c:-unset}") (no KServe controller reconciles it)"
 done
 echo "Kubernetes checks passed at $(since)"
 
