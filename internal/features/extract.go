@@ -70,9 +70,6 @@ func NewExtractor(path string, threads int) (*Extractor, error) {
 	}, nil
 }
 
-// Path is the backbone's file.
-func (e *Extractor) Path() string { return e.path }
-
 // SHA256 is the backbone file's sha256, hex.
 func (e *Extractor) SHA256() string { return e.sha }
 

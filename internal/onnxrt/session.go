@@ -315,9 +315,6 @@ func readMetadata(s *ort.DynamicAdvancedSession) (Metadata, error) {
 	return md, nil
 }
 
-// Path returns the path the model was opened from.
-func (s *Session) Path() string { return s.path }
-
 // Inputs describes the model's inputs, as read from the model.
 func (s *Session) Inputs() []TensorInfo { return cloneInfos(s.inputs) }
 
