@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -257,9 +256,10 @@ func (env *runEnv) register(ctx context.Context, runID string, head *train.Head,
 	if err := env.logEvaluation(run, "test", ev); err != nil {
 		return nil, err
 	}
-	modelDir := filepath.Join(run.ArtifactDir(), tracking.ArtifactModel)
-	src := tracking.FileURI(modelDir)
-	path, err := env.store.ResolveModelURI("runs:/" + runID + "/" + tracking.ArtifactModel)
+	// Registered from runs:/, the source is recorded as the run's artifact
+	// URI (quoted), as mlflow.register_model does: no path is built here.
+	src := "runs:/" + runID + "/" + tracking.ArtifactModel
+	path, err := env.store.ResolveModelURI(src)
 	if err != nil {
 		return nil, err
 	}

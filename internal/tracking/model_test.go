@@ -30,7 +30,7 @@ func TestLogONNXModel(t *testing.T) {
 	if uri != "runs:/"+r.ID+"/model" {
 		t.Errorf("URI = %q", uri)
 	}
-	dir := filepath.Join(r.ArtifactDir(), "model")
+	dir := filepath.Join(r.artifactDir, "model")
 	if got := readString(t, filepath.Join(dir, "model.onnx")); got != "fake onnx bytes" {
 		t.Errorf("model.onnx = %q", got)
 	}
@@ -83,7 +83,7 @@ func TestLogONNXModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	var hist []map[string]any
-	if err := json.Unmarshal([]byte(readString(t, filepath.Join(r.Dir(), "tags", TagLogModelHistory))), &hist); err != nil {
+	if err := json.Unmarshal([]byte(readString(t, filepath.Join(r.dir, "tags", TagLogModelHistory))), &hist); err != nil {
 		t.Fatal(err)
 	}
 	if len(hist) != 2 || hist[0]["artifact_path"] != "model" || hist[1]["artifact_path"] != "extra/model2" || hist[0]["run_id"] != r.ID {
@@ -94,7 +94,7 @@ func TestLogONNXModel(t *testing.T) {
 			t.Errorf("history entry lacks %s", k)
 		}
 	}
-	m2 := readYAML(t, filepath.Join(r.ArtifactDir(), "extra", "model2", "MLmodel"))
+	m2 := readYAML(t, filepath.Join(r.artifactDir, "extra", "model2", "MLmodel"))
 	sig2 := m2["signature"].(map[string]any)
 	if sig2["inputs"] != `[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [1]}}]` ||
 		sig2["outputs"] != `[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": []}}]` {
@@ -128,7 +128,7 @@ func TestLogONNXModel(t *testing.T) {
 func TestResolveModelURI(t *testing.T) {
 	s := openStore(t)
 	r := logFakeModel(t, s, "v1")
-	modelDir := filepath.Join(r.ArtifactDir(), "model")
+	modelDir := filepath.Join(r.artifactDir, "model")
 	v1File := filepath.Join(modelDir, "model.onnx")
 	if v, err := s.CreateModelVersion("m", "runs:/"+r.ID+"/model", ""); err != nil || v != 1 {
 		t.Fatal(v, err)

@@ -29,7 +29,7 @@ func logFakeModel(t *testing.T, s *Store, content string) *Run {
 func TestRegistryVersionsAndAliases(t *testing.T) {
 	s := openStore(t)
 	r := logFakeModel(t, s, "onnx-1")
-	src := "file://" + filepath.Join(r.ArtifactDir(), "model")
+	src := "file://" + filepath.Join(r.artifactDir, "model")
 	for want := 1; want <= 3; want++ {
 		v, err := s.CreateModelVersion("petbreed", src, r.ID)
 		if err != nil || v != want {
@@ -155,7 +155,7 @@ func TestCreateModelVersionRunsSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	vs, _ := s.ModelVersions("m")
-	if len(vs) != 1 || vs[0].Version != v || vs[0].RunID != r.ID || vs[0].Source != "file://"+filepath.Join(r.ArtifactDir(), "model") {
+	if len(vs) != 1 || vs[0].Version != v || vs[0].RunID != r.ID || vs[0].Source != "file://"+filepath.Join(r.artifactDir, "model") {
 		t.Errorf("version from runs:/ source = %+v", vs)
 	}
 	// An artifact path that needs percent-encoding in the source URI.
@@ -169,10 +169,10 @@ func TestCreateModelVersionRunsSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	vs, _ = s.ModelVersions("m")
-	if want := FileURI(filepath.Join(r.ArtifactDir(), "my model%")); vs[1].Source != want || !strings.HasSuffix(want, "/my%20model%25") {
+	if want := FileURI(filepath.Join(r.artifactDir, "my model%")); vs[1].Source != want || !strings.HasSuffix(want, "/my%20model%25") {
 		t.Errorf("source = %q, want %q", vs[1].Source, want)
 	}
-	if p, err := s.ResolveModelURI("models:/m/" + strconv.Itoa(v)); err != nil || p != filepath.Join(r.ArtifactDir(), "my model%", "model.onnx") {
+	if p, err := s.ResolveModelURI("models:/m/" + strconv.Itoa(v)); err != nil || p != filepath.Join(r.artifactDir, "my model%", "model.onnx") {
 		t.Errorf("ResolveModelURI = %q, %v", p, err)
 	}
 	if _, err := s.CreateModelVersion("m", "runs:/"+newRunID()+"/model", ""); !errors.Is(err, ErrNotFound) {

@@ -371,12 +371,6 @@ func (s *Store) SetRunTag(runID, key, value string) error {
 	return r.SetTag(key, value)
 }
 
-// Dir is the absolute path of the run's folder.
-func (r *Run) Dir() string { return r.dir }
-
-// ArtifactDir is the absolute path of the run's artifacts folder.
-func (r *Run) ArtifactDir() string { return r.artifactDir }
-
 // URI is the run's artifact root as a runs:/ URI.
 func (r *Run) URI() string { return "runs:/" + r.ID }
 

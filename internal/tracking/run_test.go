@@ -90,8 +90,8 @@ func TestRunLayout(t *testing.T) {
 		t.Errorf("run id %q is not a uuid4 hex", r.ID)
 	}
 	runDir := filepath.Join(s.Root(), expID, r.ID)
-	if r.Dir() != runDir {
-		t.Errorf("Dir() = %s, want %s", r.Dir(), runDir)
+	if r.dir != runDir {
+		t.Errorf("Dir() = %s, want %s", r.dir, runDir)
 	}
 	rm := readYAML(t, filepath.Join(runDir, metaFile))
 	wantKeys(t, "run meta.yaml", rm, "artifact_uri", "end_time", "entry_point_name", "experiment_id", "lifecycle_stage",
@@ -125,8 +125,8 @@ func TestRunLayout(t *testing.T) {
 	if want := "file://" + runDir + "/artifacts"; au != want {
 		t.Errorf("artifact_uri = %q, want %q", au, want)
 	}
-	if p, err := fileURIToPath(au); err != nil || p != r.ArtifactDir() || !filepath.IsAbs(p) || !isDir(p) {
-		t.Errorf("artifact_uri %q -> %q, %v; ArtifactDir() = %q", au, p, err, r.ArtifactDir())
+	if p, err := fileURIToPath(au); err != nil || p != r.artifactDir || !filepath.IsAbs(p) || !isDir(p) {
+		t.Errorf("artifact_uri %q -> %q, %v; ArtifactDir() = %q", au, p, err, r.artifactDir)
 	}
 	for _, sub := range []string{"metrics", "params", "tags", "artifacts"} {
 		if !isDir(filepath.Join(runDir, sub)) {
@@ -240,7 +240,7 @@ func TestInvalidKeysRejected(t *testing.T) {
 			}
 		}
 	}
-	if exists(filepath.Join(r.Dir(), "params", "fine")) {
+	if exists(filepath.Join(r.dir, "params", "fine")) {
 		t.Error("LogParams wrote a param although another key was invalid")
 	}
 	good := []string{"a/b", "val acc", "ü-ß_1", "lr.1", "x-y", strings.Repeat("k", 250)}
@@ -299,13 +299,13 @@ func TestParamImmutable(t *testing.T) {
 	if err := r.LogParams(map[string]string{"a": "1", "lr": "0.5"}); err == nil {
 		t.Error("LogParams with a conflicting value: no error")
 	}
-	if exists(filepath.Join(r.Dir(), "params", "a")) {
+	if exists(filepath.Join(r.dir, "params", "a")) {
 		t.Error("LogParams wrote 'a' although 'lr' conflicted")
 	}
 	if err := r.LogParams(map[string]string{"a": "1", "lr": "0.1"}); err != nil {
 		t.Errorf("LogParams with the same values: %v", err)
 	}
-	if got := readString(t, filepath.Join(r.Dir(), "params", "lr")); got != "0.1" {
+	if got := readString(t, filepath.Join(r.dir, "params", "lr")); got != "0.1" {
 		t.Errorf("params/lr = %q", got)
 	}
 }
@@ -337,7 +337,7 @@ func TestConcurrentLogMetric(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	raw := readString(t, filepath.Join(r.Dir(), "metrics", "loss"))
+	raw := readString(t, filepath.Join(r.dir, "metrics", "loss"))
 	lines := strings.Split(strings.TrimSuffix(raw, "\n"), "\n")
 	if len(lines) != writers*per {
 		t.Fatalf("%d lines, want %d", len(lines), writers*per)
@@ -369,7 +369,7 @@ func TestEnd(t *testing.T) {
 		if err := r.End(st); err != nil {
 			t.Fatalf("End(%s): %v", st, err)
 		}
-		m := readYAML(t, filepath.Join(r.Dir(), metaFile))
+		m := readYAML(t, filepath.Join(r.dir, metaFile))
 		if m["status"] != int(st) {
 			t.Errorf("End(%s): status = %#v, want %d", st, m["status"], int(st))
 		}
@@ -379,7 +379,7 @@ func TestEnd(t *testing.T) {
 		if err := r.End(Finished); !errors.Is(err, ErrRunEnded) {
 			t.Errorf("second End after %s: %v, want ErrRunEnded", st, err)
 		}
-		if m2 := readYAML(t, filepath.Join(r.Dir(), metaFile)); m2["status"] != int(st) || m2["end_time"] != m["end_time"] {
+		if m2 := readYAML(t, filepath.Join(r.dir, metaFile)); m2["status"] != int(st) || m2["end_time"] != m["end_time"] {
 			t.Errorf("second End changed meta.yaml: %v", m2)
 		}
 		info, err := s.GetRun(r.ID)
@@ -397,7 +397,7 @@ func TestEnd(t *testing.T) {
 	if info.Status != Running || !info.End.IsZero() {
 		t.Errorf("running run: %+v", info)
 	}
-	m := readYAML(t, filepath.Join(r.Dir(), metaFile))
+	m := readYAML(t, filepath.Join(r.dir, metaFile))
 	if v, ok := m["end_time"]; !ok || v != nil {
 		t.Errorf("end_time of a running run = %#v, want null", v)
 	}
@@ -439,7 +439,7 @@ func TestReapStale(t *testing.T) {
 	done.SetTag(TagPID, deadPID)
 	done.End(Finished)
 	foreign := startRun(t, s, "reap", "foreign") // no petbreed tags: made by MLflow
-	os.Remove(filepath.Join(foreign.Dir(), "tags", TagPID))
+	os.Remove(filepath.Join(foreign.dir, "tags", TagPID))
 	inDefault, err := s.StartRun("0", "default-dead", map[string]string{TagPID: deadPID})
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +496,7 @@ func TestArtifacts(t *testing.T) {
 	if err := r.LogArtifact("reports/test/summary.json", []byte(`{"a":2}`)); err != nil {
 		t.Fatal(err)
 	}
-	if got := readString(t, filepath.Join(r.ArtifactDir(), "reports", "test", "summary.json")); got != `{"a":2}` {
+	if got := readString(t, filepath.Join(r.artifactDir, "reports", "test", "summary.json")); got != `{"a":2}` {
 		t.Errorf("artifact = %q", got)
 	}
 	src := filepath.Join(t.TempDir(), "labels.txt")
@@ -504,7 +504,7 @@ func TestArtifacts(t *testing.T) {
 	if err := r.LogArtifactFile("labels.txt", src); err != nil {
 		t.Fatal(err)
 	}
-	if got := readString(t, filepath.Join(r.ArtifactDir(), "labels.txt")); got != "abyssinian\nbeagle\n" {
+	if got := readString(t, filepath.Join(r.artifactDir, "labels.txt")); got != "abyssinian\nbeagle\n" {
 		t.Errorf("copied artifact = %q", got)
 	}
 	for _, bad := range []string{"", "../escape", "/abs", "a/../../x", "a/../b", "./a", "a\\b", "reports/test", "."} {
@@ -515,7 +515,7 @@ func TestArtifacts(t *testing.T) {
 	if err := r.LogArtifactFile("x", filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("LogArtifactFile of a missing file: no error")
 	}
-	if exists(filepath.Join(filepath.Dir(r.Dir()), "escape")) {
+	if exists(filepath.Join(filepath.Dir(r.dir), "escape")) {
 		t.Error("artifact escaped the run")
 	}
 	noTempFiles(t, s)
@@ -627,7 +627,7 @@ func TestRunsRoundTrip(t *testing.T) {
 	os.MkdirAll(filepath.Join(s.Root(), expID, "tags", "x"), 0o755)               // reserved
 	os.WriteFile(filepath.Join(s.Root(), expID, "stray.txt"), []byte("x"), 0o644) // a file
 	wrongExp, _ := s.StartRun("0", "elsewhere", nil)                              // meta says experiment 0
-	os.Rename(wrongExp.Dir(), filepath.Join(s.Root(), expID, filepath.Base(wrongExp.Dir())))
+	os.Rename(wrongExp.dir, filepath.Join(s.Root(), expID, filepath.Base(wrongExp.dir)))
 
 	runs, err := s.Runs(expID)
 	if err != nil {
@@ -649,7 +649,7 @@ func TestRunsRoundTrip(t *testing.T) {
 	if got.Metrics["loss"] != 0.5 || !math.IsNaN(got.Metrics["acc"]) || !math.IsInf(got.Metrics["big"], -1) {
 		t.Errorf("metrics = %v", got.Metrics)
 	}
-	if got.ArtifactURI != "file://"+filepath.Join(newer.Dir(), "artifacts") {
+	if got.ArtifactURI != "file://"+filepath.Join(newer.dir, "artifacts") {
 		t.Errorf("artifact URI %q", got.ArtifactURI)
 	}
 	one, err := s.GetRun(newer.ID)
@@ -719,7 +719,7 @@ func TestCorruptFilesGiveClearErrors(t *testing.T) {
 	s := openStore(t)
 	for i, content := range append(good, bad...) {
 		r := startRun(t, s, fmt.Sprintf("corrupt%d", i), "r")
-		path := filepath.Join(r.Dir(), "metrics", "loss")
+		path := filepath.Join(r.dir, "metrics", "loss")
 		os.WriteFile(path, []byte(content), 0o644)
 		_, err := s.Runs(r.ExperimentID)
 		if i < len(good) {
@@ -747,16 +747,16 @@ func TestCorruptFilesGiveClearErrors(t *testing.T) {
 	} {
 		r := startRun(t, s, "meta-"+strings.ReplaceAll(name, " ", "-"), "r")
 		if name == "status text" {
-			content = strings.Replace(readString(t, filepath.Join(r.Dir(), metaFile)), "status: 1", "status: RUNNING", 1)
+			content = strings.Replace(readString(t, filepath.Join(r.dir, metaFile)), "status: 1", "status: RUNNING", 1)
 		}
-		meta := filepath.Join(r.Dir(), metaFile)
+		meta := filepath.Join(r.dir, metaFile)
 		os.WriteFile(meta, []byte(content), 0o644)
 		if _, err := s.Runs(r.ExperimentID); err == nil || !strings.Contains(err.Error(), meta) {
 			t.Errorf("meta.yaml %s: error %v does not name %s", name, err, meta)
 		}
 	}
 	r := startRun(t, s, "wrong-id", "r")
-	meta := filepath.Join(r.Dir(), metaFile)
+	meta := filepath.Join(r.dir, metaFile)
 	os.WriteFile(meta, []byte(strings.ReplaceAll(readString(t, meta), r.ID, newRunID())), 0o644)
 	if _, err := s.GetRun(r.ID); err == nil || !strings.Contains(err.Error(), "folder") {
 		t.Errorf("run_id not the folder name: %v", err)
