@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
 	"time"
 
 	"petbreed"
+	"petbreed/internal/engine"
 	"petbreed/internal/imaging"
 )
 
@@ -32,16 +32,15 @@ type Result struct {
 }
 
 type prepared struct {
-	idx    int
-	res    Result
-	tensor []float32
+	idx int
+	res Result
 }
 
 // ClassifyFiles reads, decodes and classifies files, calling emit once per
 // file in the order of paths. Files are decoded and preprocessed by parallel
-// workers while the model runs the previous batch. A file that fails gets a
-// Result with Err and does not stop the others. It returns ctx's error if
-// cancelled, or a model error, which stops the run.
+// workers while the model runs the previous batch (package engine). A file
+// that fails gets a Result with Err and does not stop the others. It
+// returns ctx's error if cancelled, or a model error, which stops the run.
 func (c *Classifier) ClassifyFiles(ctx context.Context, paths []string, opt FilesOptions, emit func(Result)) error {
 	if opt.TopK <= 0 {
 		opt.TopK = 5
@@ -52,54 +51,12 @@ func (c *Classifier) ClassifyFiles(ctx context.Context, paths []string, opt File
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.NumCPU()
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	n := c.TensorLen()
-	pool := sync.Pool{New: func() any { return make([]float32, n) }}
-	jobs := make(chan int)
-	ready := make(chan prepared, 2*opt.BatchSize)
-	var wg sync.WaitGroup
-	for range opt.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				p := prepared{idx: i, res: Result{Path: paths[i]}}
-				start := time.Now()
-				t := pool.Get().([]float32)
-				if err := c.prepareFile(paths[i], opt.Decode, t, &p.res); err != nil {
-					p.res.Err = err
-					pool.Put(t)
-				} else {
-					p.tensor = t
-				}
-				p.res.Elapsed = time.Since(start)
-				select {
-				case ready <- p:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	go func() {
-		defer close(jobs)
-		for i := range paths {
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() { wg.Wait(); close(ready) }()
 
 	// Results leave in input order: pending holds those that finished early.
 	pending := make(map[int]Result)
 	next := 0
-	flush := func(r Result, i int) {
-		pending[i] = r
+	flush := func(p prepared) {
+		pending[p.idx] = p.res
 		for {
 			r, ok := pending[next]
 			if !ok {
@@ -110,12 +67,19 @@ func (c *Classifier) ClassifyFiles(ctx context.Context, paths []string, opt File
 			next++
 		}
 	}
-	batch := make([]float32, 0, opt.BatchSize*n)
-	var members []prepared
-	run := func() error {
-		if len(members) == 0 {
-			return nil
+	prepare := func(i int, w engine.Prep[prepared]) {
+		p := prepared{idx: i, res: Result{Path: paths[i]}}
+		start := time.Now()
+		t := w.Tensor()
+		if err := c.prepareFile(paths[i], opt.Decode, t, &p.res); err != nil {
+			p.res.Err = err
+			w.Drop(t)
+			t = nil
 		}
+		p.res.Elapsed = time.Since(start)
+		w.Send(p, t)
+	}
+	run := func(batch []float32, members []prepared) error {
 		start := time.Now()
 		probs, err := c.Run(batch, len(members))
 		if err != nil {
@@ -125,30 +89,12 @@ func (c *Classifier) ClassifyFiles(ctx context.Context, paths []string, opt File
 		for i, m := range members {
 			m.res.Predictions = c.TopK(probs[i], opt.TopK)
 			m.res.Elapsed += took
-			flush(m.res, m.idx)
+			flush(m)
 		}
-		batch, members = batch[:0], members[:0]
 		return nil
 	}
-	for p := range ready {
-		if p.res.Err != nil {
-			flush(p.res, p.idx)
-			continue
-		}
-		batch = append(batch, p.tensor...)
-		pool.Put(p.tensor)
-		p.tensor = nil
-		members = append(members, p)
-		if len(members) == opt.BatchSize {
-			if err := run(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return run()
+	return engine.Run(ctx, len(paths), engine.Options{BatchSize: opt.BatchSize, Workers: opt.Workers, TensorLen: c.TensorLen()},
+		prepare, run, flush)
 }
 
 // prepareFile reads, decodes and preprocesses one file into dst.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"petbreed/internal/dataset"
+	"petbreed/internal/engine"
 	"petbreed/internal/imaging"
 )
 
@@ -51,11 +52,11 @@ func (s Stats) PerSecond() float64 {
 	return float64(s.Images) / s.Elapsed.Seconds()
 }
 
+// job is one view of one sample, waiting for the backbone.
 type job struct {
-	idx    int
-	view   View
-	key    Key
-	tensor []float32
+	idx  int
+	view View
+	key  Key
 }
 
 // flushEvery is how many new feature vectors may wait in memory before they
@@ -65,9 +66,10 @@ const flushEvery = 256
 // Compute returns the features of every sample in every view, from the cache
 // when it has them, else by running the backbone. Reading, hashing, decoding
 // and preprocessing run on Workers goroutines while the backbone runs the
-// previous batch. An image that cannot be decoded is skipped and reported in
-// Result.Skipped. The cache is flushed as work completes and on return, also
-// when ctx is cancelled, so that a rerun resumes where this one stopped.
+// previous batch (package engine). An image that cannot be decoded is
+// skipped and reported in Result.Skipped. The cache is flushed as work
+// completes and on return, also when ctx is cancelled, so that a rerun
+// resumes where this one stopped.
 func Compute(ctx context.Context, e *Extractor, c *Cache, samples []dataset.Sample, opt Options) (*Result, error) {
 	start := time.Now()
 	if len(opt.Views) == 0 {
@@ -84,16 +86,9 @@ func Compute(ctx context.Context, e *Extractor, c *Cache, samples []dataset.Samp
 	for _, v := range opt.Views {
 		res.X[v] = make([]float32, len(samples)*dim)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
 	var (
 		mu      sync.Mutex // guards res.Skipped, res.OK, res.Stats, done
 		done    int
-		pool    = sync.Pool{New: func() any { return make([]float32, e.TensorLen()) }}
-		idxs    = make(chan int)
-		jobs    = make(chan job, 2*opt.BatchSize)
-		wg      sync.WaitGroup
 		pending = make([]int, len(samples)) // views still to compute per sample
 	)
 	finish := func(i int, ok bool, err error) {
@@ -108,87 +103,62 @@ func Compute(ctx context.Context, e *Extractor, c *Cache, samples []dataset.Samp
 			opt.Progress(done, len(samples))
 		}
 	}
-	for range opt.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idxs {
-				data, err := os.ReadFile(samples[i].Path)
-				if err != nil {
-					finish(i, false, err)
-					continue
-				}
-				key := KeyOf(data)
-				var missing []View
-				for _, v := range opt.Views {
-					if x, ok := c.Get(v, key); ok {
-						copy(res.X[v][i*dim:(i+1)*dim], x)
-					} else {
-						missing = append(missing, v)
-					}
-				}
-				mu.Lock()
-				res.Stats.Cached += len(opt.Views) - len(missing)
-				pending[i] = len(missing)
-				mu.Unlock()
-				if len(missing) == 0 {
-					finish(i, true, nil)
-					continue
-				}
-				img, _, err := imaging.Decode(data, opt.Decode)
-				if err != nil {
-					finish(i, false, fmt.Errorf("%s: %w", samples[i].Path, err))
-					continue
-				}
-				ts := make([][]float32, len(missing))
-				var perr error
-				for k, v := range missing {
-					ts[k] = pool.Get().([]float32)
-					if perr = e.Prepare(img, v == Flipped, ts[k]); perr != nil {
-						break
-					}
-				}
-				if perr != nil {
-					for _, t := range ts {
-						if t != nil {
-							pool.Put(t)
-						}
-					}
-					finish(i, false, fmt.Errorf("%s: %w", samples[i].Path, perr))
-					continue
-				}
-				for k, v := range missing {
-					select {
-					case jobs <- job{idx: i, view: v, key: key, tensor: ts[k]}:
-					case <-ctx.Done():
-						return
-					}
+	prepare := func(i int, w engine.Prep[job]) {
+		data, err := os.ReadFile(samples[i].Path)
+		if err != nil {
+			finish(i, false, err)
+			return
+		}
+		key := KeyOf(data)
+		var missing []View
+		for _, v := range opt.Views {
+			if x, ok := c.Get(v, key); ok {
+				copy(res.X[v][i*dim:(i+1)*dim], x)
+			} else {
+				missing = append(missing, v)
+			}
+		}
+		mu.Lock()
+		res.Stats.Cached += len(opt.Views) - len(missing)
+		pending[i] = len(missing)
+		mu.Unlock()
+		if len(missing) == 0 {
+			finish(i, true, nil)
+			return
+		}
+		img, _, err := imaging.Decode(data, opt.Decode)
+		if err != nil {
+			finish(i, false, fmt.Errorf("%s: %w", samples[i].Path, err))
+			return
+		}
+		ts := make([][]float32, len(missing))
+		var perr error
+		for k, v := range missing {
+			ts[k] = w.Tensor()
+			if perr = e.Prepare(img, v == Flipped, ts[k]); perr != nil {
+				break
+			}
+		}
+		if perr != nil {
+			for _, t := range ts {
+				if t != nil {
+					w.Drop(t)
 				}
 			}
-		}()
-	}
-	go func() {
-		defer close(idxs)
-		for i := range samples {
-			select {
-			case idxs <- i:
-			case <-ctx.Done():
+			finish(i, false, fmt.Errorf("%s: %w", samples[i].Path, perr))
+			return
+		}
+		for k, v := range missing {
+			if !w.Send(job{idx: i, view: v, key: key}, ts[k]) {
 				return
 			}
 		}
-	}()
-	go func() { wg.Wait(); close(jobs) }()
-
-	batch := make([]float32, 0, opt.BatchSize*e.TensorLen())
-	var members []job
+	}
 	unflushed := 0
-	run := func() error {
-		if len(members) == 0 {
-			return nil
-		}
+	run := func(batch []float32, members []job) error {
 		x, err := e.Run(batch, len(members))
 		if err != nil {
-			return err
+			return fmt.Errorf("features: %w", err)
 		}
 		for j, m := range members {
 			row := x[j*dim : (j+1)*dim : (j+1)*dim]
@@ -204,37 +174,19 @@ func Compute(ctx context.Context, e *Extractor, c *Cache, samples []dataset.Samp
 			}
 		}
 		unflushed += len(members)
-		batch, members = batch[:0], members[:0]
 		if unflushed >= flushEvery {
 			unflushed = 0
-			return c.Flush()
+			if err := c.Flush(); err != nil {
+				return fmt.Errorf("features: %w", err)
+			}
 		}
 		return nil
 	}
-	var runErr error
-	for j := range jobs {
-		if runErr != nil {
-			pool.Put(j.tensor)
-			continue
-		}
-		batch = append(batch, j.tensor...)
-		pool.Put(j.tensor)
-		members = append(members, j)
-		if len(members) == opt.BatchSize {
-			if runErr = run(); runErr != nil {
-				cancel()
-			}
-		}
-	}
-	if runErr == nil && ctx.Err() == nil {
-		runErr = run()
-	}
+	runErr := engine.Run(ctx, len(samples), engine.Options{BatchSize: opt.BatchSize, Workers: opt.Workers, TensorLen: e.TensorLen()},
+		prepare, run, func(job) {})
 	flushErr := c.Flush()
 	if runErr != nil {
-		return nil, fmt.Errorf("features: %w", runErr)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, runErr // a model or cache error, or ctx's
 	}
 	if flushErr != nil {
 		return nil, flushErr
