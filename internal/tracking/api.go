@@ -73,6 +73,7 @@ type ModelRef struct {
 	URI     string // as given
 	Name    string // the registered model's name; "" unless the URI is models:/
 	Version int    // the registry's version number; 0 unless the URI is models:/
+	Alias   string // for models:/NAME@ALIAS, the alias (what a server polls for a new version)
 	RunID   string // the run that made it, when known
 	// Path is the local ONNX file. A file store gives the file in place
 	// (found under the store's current root when the store was moved); a

@@ -42,7 +42,7 @@ func loggedChampion(t *testing.T, dir string) (*Store, *Run) {
 func TestResolveRef(t *testing.T) {
 	s, r := loggedChampion(t, filepath.Join(t.TempDir(), "mlruns"))
 	for uri, w := range map[string]ModelRef{
-		"models:/m@champion":                 {Name: "m", Version: 1, RunID: r.ID},
+		"models:/m@champion":                 {Name: "m", Version: 1, RunID: r.ID, Alias: ChampionAlias},
 		"models:/m/1":                        {Name: "m", Version: 1, RunID: r.ID},
 		"models:/m/latest":                   {Name: "m", Version: 1, RunID: r.ID},
 		"runs:/" + r.ID + "/model":           {RunID: r.ID},

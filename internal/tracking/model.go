@@ -401,6 +401,7 @@ func (s *Store) resolveLocation(uri string, depth int, ref *ModelRef) (string, e
 		}
 		if ref.Name == "" {
 			ref.Name, ref.Version, ref.RunID = name, v, mv.RunID
+			ref.Alias = modelsURIAlias(uri)
 		}
 		return s.resolveLocation(orDefault(mv.StorageLocation, mv.Source), depth+1, ref)
 	default:
@@ -469,6 +470,19 @@ func (s *Store) parseModelsURI(uri string) (string, int, error) {
 		return name, v, nil
 	}
 	return "", 0, bad
+}
+
+// modelsURIAlias is the alias of a models:/<name>@<alias> URI ("" for
+// other forms); parseModelsURI has checked the URI.
+func modelsURIAlias(uri string) string {
+	rest := strings.TrimPrefix(uri, "models:/")
+	if strings.Contains(rest, "/") {
+		return ""
+	}
+	if i := strings.LastIndexByte(rest, '@'); i > 0 {
+		return rest[i+1:]
+	}
+	return ""
 }
 
 func isDigits(s string) bool {

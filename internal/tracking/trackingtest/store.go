@@ -284,8 +284,9 @@ func (s *Store) Resolve(uri string) (tracking.ModelRef, error) {
 	if !ok {
 		return tracking.ModelRef{URI: uri, Path: uri}, nil
 	}
-	target := uri
-	if name, alias, ok := strings.Cut(rest, "@"); ok {
+	target, alias := uri, ""
+	if name, a, ok := strings.Cut(rest, "@"); ok {
+		alias = a
 		v, err := s.Alias(name, alias)
 		if err != nil {
 			return tracking.ModelRef{URI: uri}, fmt.Errorf("resolve %s: %w", uri, err)
@@ -301,5 +302,5 @@ func (s *Store) Resolve(uri string) (tracking.ModelRef, error) {
 	var v int
 	name, vs, _ := strings.Cut(strings.TrimPrefix(target, "models:/"), "/")
 	fmt.Sscanf(vs, "%d", &v)
-	return tracking.ModelRef{URI: uri, Name: name, Version: v, RunID: s.models[name][v-1].RunID, Path: p}, nil
+	return tracking.ModelRef{URI: uri, Name: name, Version: v, Alias: alias, RunID: s.models[name][v-1].RunID, Path: p}, nil
 }
