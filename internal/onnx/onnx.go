@@ -1,17 +1,23 @@
-// Package onnx reads the ONNX file format (a serialized onnx.ModelProto)
-// directly, without ONNX Runtime: the model's versions, opsets, producer,
-// metadata_props and the graph's inputs and outputs with their types and
-// shapes (ReadInfo), the value of a named initializer (ReadInitializer), and
-// a copy of a model that also outputs some of its internal tensors
-// (ExposeOutputs). It also edits classifiers: FindFeatures locates the pooled
-// features a model's final linear layer reads, FeatureModel cuts the graph
-// there, Export replaces that layer by a new head and a softmax, and
-// SetMetadata sets metadata_props.
+// Package onnx reads and edits the ONNX file format (a serialized
+// onnx.ModelProto) directly, without ONNX Runtime.
+//
+// One decoder, Decode, turns a model into a Model whose Graph can be edited
+// (nodes, initializers, inputs, outputs, value_info; insert, replace,
+// remove, rename) and encoded again; what is not changed is copied byte for
+// byte, fields this package does not know included, so a model from any
+// exporter stays valid. Everything else is built on it: ReadInfo and
+// ParseInfo describe a model (versions, opsets, producer, metadata_props,
+// the graph's inputs and outputs with their types and shapes),
+// ReadInitializer reads a weight, ExposeOutputs makes internal tensors
+// outputs, FindFeatures locates the pooled features a classifier's final
+// linear layer reads, and the graph rewrites FeatureModel (cut the graph
+// there), Export (replace that layer by a new head and a softmax) and
+// SetMetadata transform a decoded Model.
 //
 // It decodes the protobuf wire format with
-// google.golang.org/protobuf/encoding/protowire, reading only the fields it
-// needs; the field numbers are those of onnx/onnx.proto. Any byte string is
-// safe to pass: malformed or truncated input gives an error, never a panic.
+// google.golang.org/protobuf/encoding/protowire; the field numbers are those
+// of onnx/onnx.proto. Any byte string is safe to pass: malformed or
+// truncated input gives an error, never a panic.
 package onnx
 
 import (
