@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"bytes"
+	"math"
 	"reflect"
 	"testing"
 
@@ -374,4 +375,20 @@ func tensorSummary(x *Tensor) []any {
 		s = append(s, string(u.raw))
 	}
 	return s
+}
+
+func packVarints(v []int64) []byte {
+	var b []byte
+	for _, x := range v {
+		b = protowire.AppendVarint(b, uint64(x))
+	}
+	return b
+}
+
+func packFloats(v []float32) []byte {
+	b := make([]byte, 0, 4*len(v))
+	for _, x := range v {
+		b = protowire.AppendFixed32(b, math.Float32bits(x))
+	}
+	return b
 }
