@@ -9,29 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"petbreed/internal/testassets"
+
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// assets returns ../shared/assets beside the module root (the directory with
-// go.mod, found walking up from the working directory), or skips the test.
-func assets(t testing.TB) string {
-	t.Helper()
-	a := assetsOrEmpty()
-	if a == "" {
-		t.Skip("no go.mod above the working directory")
-	}
-	if _, err := os.Stat(a); err != nil {
-		t.Skipf("test assets not found: %v", err)
-	}
-	return a
-}
-
+// realModel is the int8 MobileNetV2 in the shared assets.
 func realModel(t testing.TB) string {
-	p := filepath.Join(assets(t), "backbone", "mobilenetv2-12-int8.onnx")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("model not found: %v", err)
-	}
-	return p
+	return testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx")
 }
 
 func TestReadInfoRealModel(t *testing.T) {
@@ -426,13 +411,10 @@ func FuzzReadInfo(f *testing.F) {
 	f.Add(synthModel())
 	f.Add([]byte{})
 	f.Add([]byte("\x08\x07:\x00"))
-	if a := assetsOrEmpty(); a != "" {
-		if data, err := os.ReadFile(filepath.Join(a, "backbone", "mobilenetv2-12-int8.onnx")); err == nil {
-			f.Add(data[:256])
-			f.Add(data[:4096])
-			f.Add(data[:len(data)/3])
-		}
-	}
+	data := testassets.Read(f, "backbone", "mobilenetv2-12-int8.onnx")
+	f.Add(data[:256])
+	f.Add(data[:4096])
+	f.Add(data[:len(data)/3])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseInfo(data)
 		if err != nil {
@@ -452,23 +434,4 @@ func FuzzReadInfo(f *testing.F) {
 			}
 		}
 	})
-}
-
-// assetsOrEmpty returns the assets directory beside the module root, or ""
-// when no go.mod is found.
-func assetsOrEmpty() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "assets")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
