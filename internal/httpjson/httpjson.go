@@ -5,10 +5,12 @@
 package httpjson
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // Error is an answer to a request that failed, with its HTTP status.
@@ -60,4 +62,15 @@ func WriteError(w http.ResponseWriter, e *Error) {
 		w.Header().Set("Retry-After", "1")
 	}
 	Write(w, e.Status, body{e.Msg, e.Detail})
+}
+
+// Bearer reports whether r carries token as its bearer token
+// (Authorization: Bearer TOKEN), compared in constant time. An empty token
+// never matches: an endpoint without a configured token is closed.
+func Bearer(r *http.Request, token string) bool {
+	if token == "" {
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
 }

@@ -46,3 +46,28 @@ func TestWriteUnencodable(t *testing.T) {
 		t.Errorf("%d %s", rec.Code, rec.Body)
 	}
 }
+
+func TestBearer(t *testing.T) {
+	for _, c := range []struct {
+		header, token string
+		want          bool
+	}{
+		{"Bearer tok", "tok", true},
+		{"Bearer  tok ", "tok", true},
+		{"Bearer tok", "", false}, // no token configured: closed
+		{"", "", false},
+		{"Bearer", "tok", false},
+		{"bearer tok", "tok", false},
+		{"Basic tok", "tok", false},
+		{"Bearer tok2", "tok", false},
+		{"Bearer to", "tok", false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if c.header != "" {
+			r.Header.Set("Authorization", c.header)
+		}
+		if got := Bearer(r, c.token); got != c.want {
+			t.Errorf("Bearer(%q, %q) = %v, want %v", c.header, c.token, got, c.want)
+		}
+	}
+}

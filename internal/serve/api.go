@@ -1,11 +1,11 @@
 package serve
 
 import (
-	"crypto/subtle"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
+
+	"petbreed/internal/httpjson"
 )
 
 // The original project's endpoints, under /api, done right: the image type
@@ -104,13 +104,7 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 
 // isAdmin reports whether r bears the admin token (never, when none is
 // configured), without answering.
-func (s *Server) isAdmin(r *http.Request) bool {
-	if s.cfg.AdminToken == "" {
-		return false
-	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.AdminToken)) == 1
-}
+func (s *Server) isAdmin(r *http.Request) bool { return httpjson.Bearer(r, s.cfg.AdminToken) }
 
 // authorized checks the admin token; without one configured the admin
 // endpoints do not exist (404).

@@ -37,7 +37,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
@@ -398,7 +397,7 @@ type ClassJSON struct {
 type runDetailJSON struct {
 	RunJSON
 	User           string                     `json:"user"`
-	ArtifactURI    string                     `json:"artifact_uri"`
+	ArtifactURI    string                     `json:"artifact_uri,omitempty"` // a path in the store: for the admin token only
 	LifecycleStage string                     `json:"lifecycle_stage"`
 	History        map[string][]pointJSON     `json:"history"`
 	Evaluation     map[string]*EvaluationJSON `json:"evaluation"`
@@ -429,8 +428,11 @@ func (h *Web) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := runDetailJSON{
-		RunJSON: runJSON(ri, c), User: ri.User, ArtifactURI: ri.ArtifactURI, LifecycleStage: ri.LifecycleStage,
+		RunJSON: runJSON(ri, c), User: ri.User, LifecycleStage: ri.LifecycleStage,
 		History: map[string][]pointJSON{}, Evaluation: map[string]*EvaluationJSON{}, Classes: []string{},
+	}
+	if httpjson.Bearer(r, h.cfg.AdminToken) {
+		out.ArtifactURI = ri.ArtifactURI
 	}
 	for _, k := range HistoryKeys {
 		pts, err := h.cfg.Store.MetricHistory(id, k)
@@ -656,8 +658,7 @@ func (h *Web) authorized(w http.ResponseWriter, r *http.Request) bool {
 		h.fail(w, r, errorf(http.StatusNotFound, "not found", "promotion is off: no admin token is configured"))
 		return false
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(h.cfg.AdminToken)) != 1 {
+	if !httpjson.Bearer(r, h.cfg.AdminToken) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="petbreed admin"`)
 		h.fail(w, r, errorf(http.StatusUnauthorized, "unauthorized", "an admin token is needed: Authorization: Bearer TOKEN"))
 		return false

@@ -443,3 +443,24 @@ func TestNumberJSON(t *testing.T) {
 		t.Errorf("%s, %v", b, err)
 	}
 }
+
+// TestRunHidesPathsWithoutToken: a run's artifact_uri is a path on the
+// server's disk: only a holder of the admin token sees it.
+func TestRunHidesPathsWithoutToken(t *testing.T) {
+	sum, st := sharedStore(t)
+	const token = "secret"
+	ts := newServer(t, Config{Store: st, AdminToken: token})
+	for _, c := range []struct {
+		token string
+		shown bool
+	}{{"", false}, {"wrong", false}, {token, true}} {
+		var run map[string]any
+		if res := call(t, "GET", ts.URL+"/api/runs/"+sum.ChampionRunID, c.token, "", &run); res.StatusCode != 200 {
+			t.Fatalf("token %q: status %d", c.token, res.StatusCode)
+		}
+		uri, _ := run["artifact_uri"].(string)
+		if shown := strings.HasPrefix(uri, "file://"); shown != c.shown {
+			t.Errorf("token %q: artifact_uri %q, want shown %v", c.token, uri, c.shown)
+		}
+	}
+}
