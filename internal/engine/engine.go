@@ -7,8 +7,11 @@
 // hands each item its own row. The model runs one batch while the workers
 // prepare the next.
 //
-// The server's batcher (internal/serve) is not built on it yet: it batches
-// by deadline across requests, with admission and a memory budget in front.
+// Batcher (batcher.go) is the server's dynamic batching: jobs of several
+// rows from many callers, collected up to a size and a deadline, laid out by
+// the caller's hook into one reused buffer, run once, each job answered
+// with its own rows or its context's error. internal/serve runs each loaded
+// model on one, with admission and the memory budget in front.
 package engine
 
 import (
