@@ -25,6 +25,7 @@ type model struct {
 	batch   *batcher
 	name    string // the registered model's name, or the file's base name without .onnx
 	version string // the registry version, or "1"
+	alias   string // the alias the URI names (models:/NAME@ALIAS), else ""
 	uri     string // as configured (models:/..., runs:/..., a path)
 	path    string // the ONNX file
 	loaded  time.Time
@@ -60,34 +61,15 @@ func (m *model) retire() {
 	m.clf.Close()
 }
 
-// modelRef says which model a URI names in the registry, when it does.
-type modelRef struct {
-	registered string // registered model name ("" for a file or a runs:/ URI)
-	alias      string // for models:/NAME@ALIAS
-	selector   string // for models:/NAME/VERSION|latest|STAGE
-}
-
-// parseModelRef reads a models:/ URI's parts; anything else gives a zero ref.
-func parseModelRef(uri string) modelRef {
-	rest, ok := strings.CutPrefix(uri, "models:/")
-	if !ok || rest == "" {
-		return modelRef{}
-	}
-	if name, sel, ok := strings.Cut(rest, "/"); ok {
-		return modelRef{registered: name, selector: sel}
-	}
-	if i := strings.LastIndexByte(rest, '@'); i > 0 {
-		return modelRef{registered: rest[:i], alias: rest[i+1:]}
-	}
-	return modelRef{}
-}
-
 // resolved is where a model URI points now.
 type resolved struct {
 	path    string
 	name    string
 	version string
 	num     int // registry version number, 0 when not from the registry
+	// alias is the alias a models:/NAME@ALIAS URI named, as tracking's
+	// ModelRef says: what poll checks (with name).
+	alias string
 }
 
 // resolve finds the ONNX file a model URI names now, with the model's name
@@ -96,7 +78,7 @@ type resolved struct {
 // path and the version always agree.
 func (s *Server) resolve() (resolved, error) {
 	uri := s.cfg.Model
-	if !strings.HasPrefix(uri, "models:/") && !strings.HasPrefix(uri, "runs:/") {
+	if !inStore(uri) {
 		if _, err := os.Stat(uri); err != nil {
 			return resolved{}, err
 		}
@@ -113,7 +95,15 @@ func (s *Server) resolve() (resolved, error) {
 	if ref.Name == "" { // runs:/
 		return resolved{path: ref.Path, name: baseName(ref.Path), version: "1"}, nil
 	}
-	return resolved{path: ref.Path, name: ref.Name, version: strconv.Itoa(ref.Version), num: ref.Version}, nil
+	return resolved{path: ref.Path, name: ref.Name, version: strconv.Itoa(ref.Version), num: ref.Version,
+		alias: ref.Alias}, nil
+}
+
+// inStore says whether a model URI is resolved in the tracking store (a
+// registry or run URI) rather than being a file on disk; what it names is
+// for tracking's Resolve to read.
+func inStore(uri string) bool {
+	return strings.HasPrefix(uri, "models:/") || strings.HasPrefix(uri, "runs:/")
 }
 
 func (s *Server) trackingStore() (tracking.ModelSource, error) {
@@ -156,38 +146,26 @@ func (s *Server) load(r resolved) (*model, error) {
 	}
 	sess := clf.Session()
 	m := &model{
-		clf: clf, name: r.name, version: r.version, uri: s.cfg.Model, path: r.path,
+		clf: clf, name: r.name, version: r.version, alias: r.alias, uri: s.cfg.Model, path: r.path,
 		classes: clf.Classes(), labelled: clf.HasLabels(), pre: clf.Preprocess(),
 	}
 	m.input = sess.Inputs()[0]
-	if b := m.input.Shape[0]; b > 1 {
-		clf.Close()
-		return nil, errLoad{fmt.Errorf("%s: the model's batch size is fixed to %d: petbreed serves models with a dynamic batch size, or 1", r.path, b)}
-	}
 	for _, o := range sess.Outputs() {
 		if o.Type == "float32" && len(o.Shape) == 2 {
 			m.output = o
 			break
 		}
 	}
-	if len(m.classes) == 0 {
+	// The one check of a servable model (a promotion's trial load makes it
+	// too); its run also warms ONNX Runtime up.
+	if err := clf.CheckServable(); err != nil {
 		clf.Close()
-		return nil, errLoad{fmt.Errorf("%s: the model's class count is not fixed and it has no labels", r.path)}
+		return nil, errLoad{fmt.Errorf("%s: %w", r.path, err)}
 	}
 	m.desc = protocol.Model{Name: m.name, Version: m.version, Labels: m.classes, Labelled: m.labelled,
 		Input: m.input.Name, Output: m.output.Name, Size: m.pre.Size, TensorLen: clf.TensorLen(),
 		Preprocess: m.pre, MaxBatch: s.cfg.MaxBatch}
 	m.batch = newBatcher(clf, s.cfg.MaxBatch, s.cfg.MaxDelay, s.cfg.Queue, &s.preparing, &s.queued, s.metrics)
-	// Warm up: ONNX Runtime plans its memory on the first run.
-	t := m.getTensor()
-	clear(*t)
-	if _, err := clf.Run(*t, 1); err != nil {
-		m.putTensor(t)
-		m.batch.stop()
-		clf.Close()
-		return nil, errLoad{fmt.Errorf("%s: test run: %w", r.path, err)}
-	}
-	m.putTensor(t)
 	m.loaded = time.Now()
 	m.loadDur = m.loaded.Sub(start)
 	return m, nil

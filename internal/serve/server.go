@@ -371,7 +371,7 @@ func (m *model) info() ModelInfo {
 // paths of the server's disk.
 func (i ModelInfo) public() ModelInfo {
 	i.Path = ""
-	if !strings.HasPrefix(i.URI, "models:/") && !strings.HasPrefix(i.URI, "runs:/") {
+	if !inStore(i.URI) {
 		i.URI = "" // a file path
 	}
 	return i
@@ -476,12 +476,15 @@ func (s *Server) swap(m *model) ReloadResult {
 	return res
 }
 
-// poll reloads when the alias of a models:/NAME@ALIAS model moves.
+// poll reloads when the alias of a models:/NAME@ALIAS model moves. Which
+// alias, it learns from tracking's resolution of the URI (the model being
+// served, loaded before poll starts): serve does not parse the URI itself.
 func (s *Server) poll(ctx context.Context) {
-	ref := parseModelRef(s.cfg.Model)
-	if ref.alias == "" || s.cfg.Poll < 0 {
+	cur := s.current()
+	if cur == nil || cur.alias == "" || s.cfg.Poll < 0 {
 		return
 	}
+	name, alias := cur.name, cur.alias
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
 	for {
@@ -490,16 +493,16 @@ func (s *Server) poll(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s.checkAlias(ref)
+		s.checkAlias(name, alias)
 	}
 }
 
-func (s *Server) checkAlias(ref modelRef) {
+func (s *Server) checkAlias(name, alias string) {
 	store, err := s.trackingStore()
 	if err != nil {
 		return
 	}
-	num, err := store.Alias(ref.registered, ref.alias)
+	num, err := store.Alias(name, alias)
 	if err != nil {
 		s.log.Warn("model poll: cannot read the alias", "uri", s.cfg.Model, "err", err)
 		return
