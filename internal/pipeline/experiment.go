@@ -19,7 +19,7 @@ import (
 
 // runEnv is what every experiment of one pipeline shares.
 type runEnv struct {
-	store   *tracking.Store
+	store   Tracker
 	expID   string
 	ext     *features.Extractor
 	classes []string
@@ -44,11 +44,11 @@ func (e Recipe) params() map[string]string {
 // and no validation metric is logged.
 func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data, tags map[string]string, refit bool) (res RunResult, head *train.Head, err error) {
 	res = RunResult{Name: e.Name, Recipe: e, Status: "FAILED"}
-	run, err := env.store.StartRun(env.expID, e.Name, tags)
+	run, err := env.store.CreateRun(env.expID, e.Name, tags)
 	if err != nil {
 		return res, nil, err
 	}
-	res.RunID = run.ID
+	res.RunID = run.RunID()
 	start := time.Now()
 	defer func() {
 		status := tracking.Finished
@@ -57,7 +57,7 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 			status = tracking.Killed
 		case err != nil:
 			status = tracking.Failed
-			run.SetTag("petbreed.error", err.Error())
+			run.SetTags(map[string]string{"petbreed.error": err.Error()})
 		}
 		if endErr := run.End(status); endErr != nil && err == nil {
 			err = endErr
@@ -80,19 +80,20 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 
 	var logErr error
 	head, epochs, err := train.Train(e.trainConfig(env.seed), tr, val, len(env.classes), func(ep train.Epoch) {
+		if logErr != nil {
+			return
+		}
 		step := int64(ep.Epoch)
-		for k, v := range map[string]float64{tracking.MetricTrainLoss: ep.TrainLoss, tracking.MetricTrainAcc: ep.TrainAcc} {
-			if err := run.LogMetric(k, v, step); err != nil && logErr == nil {
-				logErr = err
-			}
+		batch := []tracking.Metric{
+			{Key: tracking.MetricTrainLoss, Value: ep.TrainLoss, Step: step},
+			{Key: tracking.MetricTrainAcc, Value: ep.TrainAcc, Step: step},
 		}
 		if !refit {
-			for k, v := range map[string]float64{tracking.MetricValLoss: ep.ValLoss, tracking.MetricValAcc: ep.ValAcc} {
-				if err := run.LogMetric(k, v, step); err != nil && logErr == nil {
-					logErr = err
-				}
-			}
+			batch = append(batch,
+				tracking.Metric{Key: tracking.MetricValLoss, Value: ep.ValLoss, Step: step},
+				tracking.Metric{Key: tracking.MetricValAcc, Value: ep.ValAcc, Step: step})
 		}
+		logErr = run.LogMetrics(batch)
 	})
 	if err != nil {
 		return res, nil, err
@@ -102,10 +103,10 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 	}
 	res.EpochsRun = len(epochs)
 	res.BestEpoch = bestEpoch(epochs, e.Patience > 0)
-	if err = run.LogMetric(tracking.MetricTrainSeconds, time.Since(start).Seconds(), 0); err != nil {
-		return res, nil, err
-	}
-	if err = run.LogMetric(tracking.MetricBestEpoch, float64(res.BestEpoch), 0); err != nil {
+	if err = run.LogMetrics([]tracking.Metric{
+		{Key: tracking.MetricTrainSeconds, Value: time.Since(start).Seconds()},
+		{Key: tracking.MetricBestEpoch, Value: float64(res.BestEpoch)},
+	}); err != nil {
 		return res, nil, err
 	}
 	if err = env.logCurves(run, epochs, refit); err != nil {
@@ -116,10 +117,11 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 		res.ValAcc, res.ValLoss = ev.Acc, ev.Loss
 		// The final validation metrics are the returned head's (the best
 		// epoch's with early stopping), at step = its epoch.
-		for k, v := range map[string]float64{tracking.MetricFinalValAcc: ev.Acc, tracking.MetricFinalValLoss: ev.Loss} {
-			if err = run.LogMetric(k, v, int64(res.BestEpoch)); err != nil {
-				return res, nil, err
-			}
+		if err = run.LogMetrics([]tracking.Metric{
+			{Key: tracking.MetricFinalValAcc, Value: ev.Acc, Step: int64(res.BestEpoch)},
+			{Key: tracking.MetricFinalValLoss, Value: ev.Loss, Step: int64(res.BestEpoch)},
+		}); err != nil {
+			return res, nil, err
 		}
 		if err = env.logEvaluation(run, "val", ev); err != nil {
 			return res, nil, err
@@ -156,7 +158,7 @@ func bestEpoch(epochs []train.Epoch, early bool) int {
 	return best.Epoch
 }
 
-func (env *runEnv) logCurves(run *tracking.Run, epochs []train.Epoch, refit bool) error {
+func (env *runEnv) logCurves(run tracking.RunWriter, epochs []train.Epoch, refit bool) error {
 	var trL, vaL, trA, vaA []report.Point
 	for _, ep := range epochs {
 		trL = append(trL, report.Point{Epoch: ep.Epoch, Value: ep.TrainLoss})
@@ -182,7 +184,7 @@ func (env *runEnv) logCurves(run *tracking.Run, epochs []train.Epoch, refit bool
 
 // logEvaluation logs a split's confusion matrix (PNG and JSON) and per-class
 // report (text and JSON).
-func (env *runEnv) logEvaluation(run *tracking.Run, split string, ev train.Eval) error {
+func (env *runEnv) logEvaluation(run tracking.RunWriter, split string, ev train.Eval) error {
 	png, err := report.ConfusionPNG(ev.Confusion, env.classes)
 	if err != nil {
 		return fmt.Errorf("confusion matrix: %w", err)
@@ -200,12 +202,12 @@ func (env *runEnv) logEvaluation(run *tracking.Run, split string, ev train.Eval)
 
 // logModel exports backbone + head + softmax as one ONNX file carrying its
 // labels, preprocessing and provenance, and logs it as an MLflow model.
-func (env *runEnv) logModel(run *tracking.Run, head *train.Head) (string, error) {
+func (env *runEnv) logModel(run tracking.RunWriter, head *train.Head) (string, error) {
 	labels, _ := json.Marshal(env.classes)
 	meta := map[string]string{
 		petbreed.MetaLabels:     string(labels),
 		petbreed.MetaPreprocess: mustJSON(env.ext.Preprocess()),
-		petbreed.MetaRunID:      run.ID,
+		petbreed.MetaRunID:      run.RunID(),
 		petbreed.MetaBackbone:   env.ext.SHA256(),
 	}
 	model, err := onnx.Export(env.ext.Model(), env.ext.Features(), head.W, head.B, len(env.classes), meta)
@@ -241,16 +243,17 @@ type registration struct {
 // exported model agrees with the head, and registers it.
 func (env *runEnv) register(ctx context.Context, runID string, head *train.Head, test train.Data, testSamples []dataset.Sample, cfg Config) (*registration, error) {
 	ev := train.Evaluate(head, test)
-	run, err := env.store.ResumeRun(runID)
+	run, err := env.store.OpenRun(runID)
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range map[string]float64{tracking.MetricTestAcc: ev.Acc, tracking.MetricTestLoss: ev.Loss} {
-		if err := run.LogMetric(k, v, 0); err != nil {
-			return nil, err
-		}
+	if err := run.LogMetrics([]tracking.Metric{
+		{Key: tracking.MetricTestAcc, Value: ev.Acc},
+		{Key: tracking.MetricTestLoss, Value: ev.Loss},
+	}); err != nil {
+		return nil, err
 	}
-	if err := run.SetTag("petbreed.test_acc_units", "fraction in [0,1]"); err != nil {
+	if err := run.SetTags(map[string]string{"petbreed.test_acc_units": "fraction in [0,1]"}); err != nil {
 		return nil, err
 	}
 	if err := env.logEvaluation(run, "test", ev); err != nil {
@@ -259,10 +262,11 @@ func (env *runEnv) register(ctx context.Context, runID string, head *train.Head,
 	// Registered from runs:/, the source is recorded as the run's artifact
 	// URI (quoted), as mlflow.register_model does: no path is built here.
 	src := "runs:/" + runID + "/" + tracking.ArtifactModel
-	path, err := env.store.ResolveModelURI(src)
+	ref, err := env.store.Resolve(src)
 	if err != nil {
 		return nil, err
 	}
+	path := ref.Path
 	if err := verifyExport(path, head, env.ext, testSamples); err != nil {
 		return nil, err
 	}

@@ -32,6 +32,25 @@ type Options struct {
 	// NoRegister stops after training and selection: no refit, no test
 	// evaluation, no registration (petbreed train without --register).
 	NoRegister bool
+	// Store, when set, is the tracking backend runs go to, and Tracking is
+	// not used; nil opens the MLflow file store at Tracking.
+	Store Tracker
+}
+
+// Tracker is what the pipeline needs of a tracking backend: experiments,
+// runs to log to, the registry's writes, and resolving the runs:/ URI of the
+// model it logged (to check the exported file before registering it).
+// *tracking.Store implements it.
+type Tracker interface {
+	tracking.Tracker
+	tracking.RegistryWriter
+	tracking.Resolver
+}
+
+// reaper is a backend that can mark runs left RUNNING by a dead process
+// (the file store: a server does that itself).
+type reaper interface {
+	ReapStale() (int, error)
 }
 
 // RunResult is one experiment's outcome.
@@ -150,13 +169,19 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	sum.Train, sum.Val, sum.Test = trainOrig.N(), val.N(), test.N()
 
 	// Tracking.
-	store, err := tracking.Open(opt.Tracking)
-	if err != nil {
-		return nil, err
+	store := opt.Store
+	if store == nil {
+		fs, err := tracking.Open(opt.Tracking)
+		if err != nil {
+			return nil, err
+		}
+		store = fs
 	}
-	sum.Tracking = store.Root()
-	if n, err := store.ReapStale(); err == nil && n > 0 {
-		logf("tracking: marked %d run(s) left RUNNING by a dead process as KILLED", n)
+	sum.Tracking = tracking.LocalPath(store.URI())
+	if r, ok := store.(reaper); ok {
+		if n, err := r.ReapStale(); err == nil && n > 0 {
+			logf("tracking: marked %d run(s) left RUNNING by a dead process as KILLED", n)
+		}
 	}
 	expID, err := store.Experiment(cfg.MLflowExperiment)
 	if err != nil {
@@ -215,7 +240,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	best := done[0]
 	sum.Selected, sum.SelectedRunID = best.res.Name, best.res.RunID
 	logf("selected %s by %s (val_acc %.4f, val_loss %.4f)", best.res.Name, cfg.SelectMetric, best.res.ValAcc, best.res.ValLoss)
-	if err := store.SetRunTag(best.res.RunID, tracking.TagSelected, "true"); err != nil {
+	if err := setRunTag(store, best.res.RunID, tracking.TagSelected, "true"); err != nil {
 		return nil, err
 	}
 
@@ -254,7 +279,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	mark("register", t)
 	if champ.res.RunID != best.res.RunID {
 		// The selected run points to the refit that was tested and registered.
-		if err := store.SetRunTag(best.res.RunID, tracking.TagChampionRun, champ.res.RunID); err != nil {
+		if err := setRunTag(store, best.res.RunID, tracking.TagChampionRun, champ.res.RunID); err != nil {
 			return sum, err
 		}
 	}
@@ -263,6 +288,15 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	sum.ModelVersion, sum.ModelURI, sum.ModelPath = reg.version, reg.uri, reg.path
 	sum.Elapsed = time.Since(start)
 	return sum, nil
+}
+
+// setRunTag sets one tag on a run logged earlier.
+func setRunTag(store Tracker, runID, key, value string) error {
+	run, err := store.OpenRun(runID)
+	if err != nil {
+		return err
+	}
+	return run.SetTags(map[string]string{key: value})
 }
 
 // better orders results for selection: the metric, then the other one, then

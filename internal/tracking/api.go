@@ -103,3 +103,73 @@ var (
 	_ Browser     = (*Store)(nil)
 	_ ModelSource = (*Store)(nil)
 )
+
+// The write side: what the training pipeline needs to record runs and
+// register a model, in the style of an appender (a run handle the caller
+// logs to and ends). *Store implements Tracker and RegistryWriter, *Run
+// implements RunWriter; an MLflow REST client would implement them over
+// runs/create, runs/log-batch, runs/update and the registry's endpoints.
+
+// MaxMetricsPerBatch is the most metrics MLflow's runs/log-batch takes in
+// one call. A backend with such a limit splits a longer LogMetrics batch
+// into calls of at most this many; the file store has no limit.
+const MaxMetricsPerBatch = 1000
+
+// Metric is one value of a metric at a step, an entry of a LogMetrics batch.
+type Metric struct {
+	Key   string
+	Value float64
+	Step  int64
+}
+
+// Tracker creates experiments and runs.
+type Tracker interface {
+	// URI is where the backend keeps its data: a file store's file:// URI,
+	// a server's http(s):// URI.
+	URI() string
+	// Experiment is the id of the active experiment of that name, created
+	// if there is none.
+	Experiment(name string) (string, error)
+	// CreateRun starts a RUNNING run in the experiment (see StartRun).
+	CreateRun(experimentID, runName string, tags map[string]string) (RunWriter, error)
+	// OpenRun returns a writer for an existing run, to log more to it; its
+	// status is left as it is.
+	OpenRun(runID string) (RunWriter, error)
+}
+
+// RunWriter logs to one run. A failed call has logged nothing of a batch
+// that failed validation; a batch that failed midway (an I/O error) may
+// have logged a prefix, as MLflow's log-batch may.
+type RunWriter interface {
+	// RunID is the run's id.
+	RunID() string
+	// LogParams records params; params are immutable (same value again is
+	// a no-op, another value an error).
+	LogParams(params map[string]string) error
+	// LogMetrics records a batch of metric values, in order.
+	LogMetrics(batch []Metric) error
+	// SetTags sets tags, replacing their values.
+	SetTags(tags map[string]string) error
+	// LogArtifact writes one artifact file at relPath ('/'-separated).
+	LogArtifact(relPath string, data []byte) error
+	// LogONNXModel logs an ONNX file as an MLflow model folder at
+	// artifactPath and returns its runs:/ URI.
+	LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (string, error)
+	// End sets the run's terminal status (FINISHED, FAILED or KILLED); the
+	// error wraps ErrRunEnded when the run had already ended.
+	End(status Status) error
+}
+
+// RegistryWriter registers model versions and points aliases at them.
+type RegistryWriter interface {
+	// CreateModelVersion registers source (a runs:/ URI) made by runID as
+	// the next version of the named model, created if needed.
+	CreateModelVersion(name, source, runID string) (int, error)
+	SetAlias(name, alias string, version int) error
+}
+
+var (
+	_ Tracker        = (*Store)(nil)
+	_ RegistryWriter = (*Store)(nil)
+	_ RunWriter      = (*Run)(nil)
+)
