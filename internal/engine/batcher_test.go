@@ -160,7 +160,7 @@ func TestBatcher(t *testing.T) {
 func TestBatcherWaits(t *testing.T) {
 	for _, coming := range []bool{true, false} {
 		var runs []int
-		b := newTestBatcher(8, 2*time.Second, func() bool { return coming }, nil, &runs)
+		b := newTestBatcher(2, 2*time.Second, func() bool { return coming }, nil, &runs) // full at two: no wait for the deadline
 		in := make(chan *tjob, 4)
 		quit, stopped := make(chan struct{}), make(chan struct{})
 		go func() { b.Loop(in, quit); close(stopped) }()
@@ -195,5 +195,39 @@ func TestBatcherWaits(t *testing.T) {
 	b.Loop(in, quit)
 	if r := <-j.done; r.err != nil && !errors.Is(r.err, ErrClosing) {
 		t.Errorf("job at stop: %v, want rows or ErrClosing", r.err)
+	}
+}
+
+// TestBatcherAllocs: the loop itself allocates nothing per job (the
+// server's hot path: a job's cost is its own struct and channel).
+func TestBatcherAllocs(t *testing.T) {
+	out := [][]float32{{0, 0}, {0, 0}}
+	b := &Batcher[*tjob]{
+		Max: 8, TensorLen: 2,
+		Run: func([]float32, int) ([][]float32, error) { return out[:1], nil },
+		Ran: func(int) {},
+		Jobs: Jobs[*tjob]{
+			Rows:     func(j *tjob) int { return j.n },
+			Context:  func(j *tjob) context.Context { return j.ctx },
+			Enqueued: func(j *tjob) time.Time { return j.enq },
+			Layout:   func(*tjob, []float32) error { return nil },
+			Taken:    func(*tjob) {},
+			Done:     func(j *tjob, _ [][]float32, err error, _ time.Time, _ time.Duration) { j.done <- tres{nil, err} },
+		},
+	}
+	in := make(chan *tjob)
+	quit, stopped := make(chan struct{}), make(chan struct{})
+	go func() { b.Loop(in, quit); close(stopped) }()
+	j := &tjob{ctx: context.Background(), n: 1, done: make(chan tres, 1)}
+	allocs := testing.AllocsPerRun(200, func() {
+		in <- j
+		if r := <-j.done; r.err != nil {
+			t.Fatal(r.err)
+		}
+	})
+	close(quit)
+	<-stopped
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per job, want 0", allocs)
 	}
 }
