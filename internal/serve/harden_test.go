@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
 	"image/png"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"petbreed/internal/imaging/jpegtest"
+	"petbreed/internal/serve/hostile"
 	"petbreed/internal/testassets"
 )
 
@@ -82,15 +82,7 @@ func TestHealthHidesPaths(t *testing.T) {
 // pngOf encodes a w x h PNG of one colour (small: it compresses).
 func pngOf(t testing.TB, w, h int) []byte {
 	t.Helper()
-	img := image.NewGray(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		img.Pix[i] = 128
-	}
-	var b bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return hostile.GreyPNG(w, h, 128, png.BestSpeed)
 }
 
 // TestMemoryBudget sends what made the server allocate in proportion to
@@ -196,26 +188,18 @@ func TestMemoryBudget(t *testing.T) {
 		}
 	})
 	t.Run("v2 BYTES of 5 million numbers", func(t *testing.T) {
-		var b bytes.Buffer
-		b.WriteString(`{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":[`)
-		for i := range 5_000_000 {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('1')
-		}
-		b.WriteString(`]}]}`)
+		body := hostile.V2Numbers(5_000_000)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		r := post(t, ts.URL+"/v2/models/pet-breed/infer", b.Bytes(), nil)
+		r := post(t, ts.URL+"/v2/models/pet-breed/infer", body, nil)
 		runtime.ReadMemStats(&after)
 		if r.status != 400 || !strings.Contains(string(r.body), "element 0 is a number") {
 			t.Errorf("%s", r)
 		}
 		// The body once, the JSON's copy of the data once, the client's
 		// side: not the 250 MB of a decoded []any.
-		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 6*uint64(b.Len()) {
-			t.Errorf("the request allocated %d MB for a %d MB body", alloc>>20, b.Len()>>20)
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 6*uint64(len(body)) {
+			t.Errorf("the request allocated %d MB for a %d MB body", alloc>>20, len(body)>>20)
 		}
 	})
 	t.Run("v2 shapes against data", func(t *testing.T) {

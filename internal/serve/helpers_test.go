@@ -21,6 +21,7 @@ import (
 	"petbreed/internal/serve/restapi"
 	"petbreed/internal/serve/v2"
 	"petbreed/internal/testassets"
+	"petbreed/internal/testutil"
 	"petbreed/internal/tracking"
 )
 
@@ -81,24 +82,7 @@ type testServer struct {
 	*Server
 	URL  string
 	stop func() error // cancels Run and returns its result
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *testutil.Buffer
 }
 
 // start runs a server with cfg (Model defaults to the champion through a
@@ -109,7 +93,7 @@ func start(t testing.TB, cfg Config) *testServer {
 		dir, _ := newStore(t)
 		cfg.Model, cfg.TrackingURI = "models:/pet-breed@champion", dir
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	s, err := New(cfg)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
-	"image"
 	"image/png"
 	"io"
 	"net"
@@ -24,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"petbreed/internal/serve/hostile"
 )
 
 func main() {
@@ -45,18 +46,6 @@ func freePort() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// greyPNG is a w x h PNG of one grey level: small on disk, w*h pixels to
-// decode.
-func greyPNG(w, h int) []byte {
-	img := image.NewGray(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		img.Pix[i] = 100
-	}
-	var b bytes.Buffer
-	(&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&b, img)
-	return b.Bytes()
 }
 
 type attack struct {
@@ -134,18 +123,10 @@ func run(bin, model, labels string, extra []string) error {
 	srv.stop()
 
 	fmt.Fprintln(os.Stderr, "hostile: making the inputs")
-	under25 := greyPNG(5000, 5000) // at the server's new pixel limit
-	under89 := greyPNG(9400, 9400) // under Pillow's limit, the old server's
+	under25 := hostile.GreyPNG(5000, 5000, 100, png.BestCompression) // at the server's new pixel limit
+	under89 := hostile.GreyPNG(9400, 9400, 100, png.BestCompression) // under Pillow's limit, the old server's
 	garbage := bytes.Repeat([]byte("garbage!"), 10<<20/8-1)
-	var v2 bytes.Buffer
-	v2.WriteString(`{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":[`)
-	for i := range 5_000_000 {
-		if i > 0 {
-			v2.WriteByte(',')
-		}
-		v2.WriteByte('1')
-	}
-	v2.WriteString(`]}]}`)
+	v2 := hostile.V2Numbers(5_000_000)
 	v2ok := fmt.Sprintf(`{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["%s"]}]}`,
 		base64.StdEncoding.EncodeToString(under25))
 	post := func(path string, body []byte, chunked bool) func() (*http.Request, error) {
@@ -164,8 +145,8 @@ func run(bin, model, labels string, extra []string) error {
 		{"the same, 4 at once", 4, post("/api/predict", under89, false)},
 		{"10 MiB garbage bodies, 64 at once", 64, post("/api/predict", garbage, false)},
 		{"10 MiB garbage bodies, chunked, 64 at once", 64, post("/api/predict", garbage, true)},
-		{fmt.Sprintf("V2 BYTES of 5 M numbers (%d MB), 1", v2.Len()>>20), 1, post("/v2/models/"+modelName+"/infer", v2.Bytes(), false)},
-		{"the same, 8 at once", 8, post("/v2/models/"+modelName+"/infer", v2.Bytes(), false)},
+		{fmt.Sprintf("V2 BYTES of 5 M numbers (%d MB), 1", len(v2)>>20), 1, post("/v2/models/"+modelName+"/infer", v2, false)},
+		{"the same, 8 at once", 8, post("/v2/models/"+modelName+"/infer", v2, false)},
 		{"V2 BYTES, the 5000x5000 PNG, 4 at once", 4, post("/v2/models/"+modelName+"/infer", []byte(v2ok), false)},
 	}
 	fmt.Printf("| attack | statuses | peak RSS (VmHWM) | time |\n|---|---|---|---|\n")
