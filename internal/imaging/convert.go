@@ -86,12 +86,6 @@ func toRGB(m image.Image) (*RGB, string) {
 			}
 		}
 		return out, "P"
-	case *image.YCbCr:
-		ycbcrToRGB(m, p)
-		return out, "RGB"
-	case *image.NYCbCrA:
-		ycbcrToRGB(&m.YCbCr, p)
-		return out, "RGBA"
 	}
 	// Anything else: go through the colour model, un-premultiplied.
 	i := 0
@@ -130,18 +124,6 @@ func copyRGB(dst, src []uint8, stride, w, h, bpp, step int) {
 		for x := 0; x < w; x++ {
 			i := x * bpp
 			o[3*x], o[3*x+1], o[3*x+2] = row[i], row[i+step], row[i+2*step]
-		}
-	}
-}
-
-func ycbcrToRGB(m *image.YCbCr, p []uint8) {
-	b := m.Rect
-	i := 0
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			yi, ci := m.YOffset(x, y), m.COffset(x, y)
-			p[i], p[i+1], p[i+2] = color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-			i += 3
 		}
 	}
 }
