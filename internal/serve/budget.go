@@ -21,11 +21,11 @@ type budget struct {
 
 	mu      sync.Mutex
 	used    int64
-	changed chan struct{} // closed (and replaced) when used goes down
+	changed chan struct{} // closed when used goes down; made only while someone waits
 }
 
 func newBudget(limit int64, wait time.Duration) *budget {
-	return &budget{limit: limit, wait: wait, changed: make(chan struct{})}
+	return &budget{limit: limit, wait: wait}
 }
 
 // inUse is the bytes charged now (the petbreed_memory_budget_bytes_in_use
@@ -64,6 +64,9 @@ func (b *budget) take(ctx context.Context, n int64) error {
 			}
 			return nil
 		}
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
 		ch := b.changed
 		b.mu.Unlock()
 		if timer == nil {
@@ -100,8 +103,10 @@ func (b *budget) give(n int64) {
 	if b.used < 0 {
 		panic("serve: memory budget released more than it was charged")
 	}
-	close(b.changed)
-	b.changed = make(chan struct{})
+	if b.changed != nil { // wake the waiters; the next one to wait makes a new channel
+		close(b.changed)
+		b.changed = nil
+	}
 	b.mu.Unlock()
 }
 
