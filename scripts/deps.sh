@@ -12,8 +12,13 @@ set -euo pipefail
 # podman buildah runc debootstrap: make image / make test-image (runc: crun
 # refuses these machines' hybrid cgroups); curl: test-image's probes.
 # make lint runs shellcheck over scripts/*.sh and the CI workflow's scripts.
+# python3-flask ... python3-importlib-metadata, jq: the real MLflow 2.17.2 tracking server the
+# tests run from ../shared/mlflow-server (its README lists exactly these; tests only).
 pkgs=(gcc libc6-dev libjpeg62-turbo-dev webp python3-pil chromium fonts-liberation etcd-server
-  podman buildah runc debootstrap curl shellcheck catatonit)
+  podman buildah runc debootstrap curl shellcheck catatonit
+  python3-flask python3-sqlalchemy python3-alembic python3-gunicorn python3-protobuf python3-yaml
+  python3-packaging python3-click python3-requests python3-sqlparse python3-cachetools
+  python3-importlib-metadata jq)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
