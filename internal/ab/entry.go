@@ -1,0 +1,214 @@
+package ab
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+	"unicode/utf8"
+
+	"petbreed"
+)
+
+// The kinds of line in the log.
+const (
+	kindPrediction = "prediction"
+	kindFeedback   = "feedback"
+)
+
+// entry is one line of the log: a prediction or a feedback.
+type entry struct {
+	Kind      string                `json:"kind"`
+	RequestID string                `json:"request_id"`
+	Time      time.Time             `json:"time"`
+	Unit      string                `json:"unit,omitempty"`
+	Model     string                `json:"model,omitempty"`
+	Version   string                `json:"version,omitempty"`
+	Shadow    bool                  `json:"shadow,omitempty"`
+	TopK      []petbreed.Prediction `json:"top_k,omitempty"`
+	LatencyMS float64               `json:"latency_ms,omitempty"`
+	Label     string                `json:"label,omitempty"` // feedback: the true label
+}
+
+func entryOf(r Record) entry {
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return entry{
+		Kind: kindPrediction, RequestID: clip(r.RequestID), Time: t.UTC(),
+		Unit: clip(r.Unit), Model: clip(r.Model), Version: clip(r.Version),
+		Shadow: r.Shadow, TopK: r.TopK, LatencyMS: r.LatencyMS,
+	}
+}
+
+// clip cuts s to MaxField bytes, at a rune boundary.
+func clip(s string) string {
+	if len(s) <= MaxField {
+		return s
+	}
+	s = s[:MaxField]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// maxLine is the longest line read back; a longer one is skipped.
+const maxLine = 1 << 20
+
+// Files are the log's files, oldest first: path.N ... path.1, path. Those
+// that do not exist are left out.
+func Files(path string) ([]string, error) {
+	var files []string
+	for i := maxRotated; i >= 1; i-- {
+		if _, err := os.Stat(rotated(path, i)); err == nil {
+			files = append(files, rotated(path, i))
+		}
+	}
+	if _, err := os.Stat(path); err == nil {
+		files = append(files, path)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("prediction log %s: %w", path, os.ErrNotExist)
+	}
+	return files, nil
+}
+
+// maxRotated is the most rotated files a reader looks for.
+const maxRotated = 1000
+
+// Entries is what reading a log found.
+type Entries struct {
+	entries []entry
+	Skipped int // lines that were not a valid entry (a torn last line, say)
+}
+
+// Read reads the log at path with its rotated files, oldest first. A line
+// that is not a valid entry (a torn last line after a crash) is skipped and
+// counted; a file that cannot be read is an error.
+func Read(path string) (*Entries, error) {
+	files, err := Files(path)
+	if err != nil {
+		return nil, err
+	}
+	return readFiles(files)
+}
+
+func readFiles(files []string) (*Entries, error) {
+	// Open them all first, so a rotation meanwhile does not move one away
+	// between listing and reading.
+	fs := make([]*os.File, 0, len(files))
+	defer func() {
+		for _, f := range fs {
+			f.Close()
+		}
+	}()
+	for _, name := range files {
+		f, err := os.Open(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("prediction log: %w", err)
+		}
+		fs = append(fs, f)
+	}
+	es := &Entries{}
+	for _, f := range fs {
+		if err := es.read(f); err != nil {
+			return nil, fmt.Errorf("prediction log %s: %w", f.Name(), err)
+		}
+	}
+	return es, nil
+}
+
+// read appends the entries of one file.
+func (es *Entries) read(r io.Reader) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := readLine(br)
+		if len(line) > 0 {
+			var e entry
+			if json.Unmarshal(line, &e) != nil || !e.valid() {
+				es.Skipped++
+			} else {
+				es.entries = append(es.entries, e)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err == errLongLine {
+			es.Skipped++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+var errLongLine = errors.New("line too long")
+
+// readLine reads one line without its newline; a line over maxLine is
+// consumed and reported as errLongLine.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > maxLine {
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil && err != io.EOF {
+				return nil, err
+			}
+			if err == io.EOF {
+				return nil, io.EOF
+			}
+			return nil, errLongLine
+		}
+		line = append(line, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return bytes.TrimRight(line, "\r\n"), err
+	}
+}
+
+func (e *entry) valid() bool {
+	if e.RequestID == "" {
+		return false
+	}
+	switch e.Kind {
+	case kindPrediction:
+		return e.Version != "" || e.Model != ""
+	case kindFeedback:
+		return e.Label != ""
+	}
+	return false
+}
+
+// scan calls fn with every entry of the log's files (none yet is fine).
+func (l *Log) scan(fn func(entry)) error {
+	files, err := Files(l.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	es, err := readFiles(files)
+	if err != nil {
+		return err
+	}
+	for _, e := range es.entries {
+		fn(e)
+	}
+	return nil
+}

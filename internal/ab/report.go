@@ -1,0 +1,3 @@
+package ab
+
+// placeholder, filled in below
