@@ -213,29 +213,6 @@ func (c *Classifier) Run(batch []float32, n int) ([][]float32, error) {
 	return probs, nil
 }
 
-// Classify prepares, runs and ranks a batch of decoded images.
-func (c *Classifier) Classify(imgs []*imaging.RGB, k int) ([][]petbreed.Prediction, error) {
-	if len(imgs) == 0 {
-		return nil, nil
-	}
-	n := c.TensorLen()
-	batch := make([]float32, len(imgs)*n)
-	for i, img := range imgs {
-		if err := c.Prepare(img, batch[i*n:(i+1)*n]); err != nil {
-			return nil, err
-		}
-	}
-	probs, err := c.Run(batch, len(imgs))
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]petbreed.Prediction, len(probs))
-	for i, p := range probs {
-		out[i] = c.TopK(p, k)
-	}
-	return out, nil
-}
-
 // TopK returns the k most probable classes, most probable first (ties by
 // index). k <= 0 or beyond the class count returns them all.
 func (c *Classifier) TopK(probs []float32, k int) []petbreed.Prediction {

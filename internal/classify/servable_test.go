@@ -18,7 +18,7 @@ func TestCheckServable(t *testing.T) {
 	if b := c.input.Shape[0]; b > 1 {
 		t.Fatalf("the backbone's batch is fixed to %d; the check should have refused it", b)
 	}
-	got, err := c.Classify([]*imaging.RGB{decode(t, "photos", "chelsea.png")}, 1)
+	got, err := classifyImages(c, []*imaging.RGB{decode(t, "photos", "chelsea.png")}, 1)
 	if err != nil || len(got) != 1 || len(got[0]) != 1 {
 		t.Fatalf("classify after the check: %v, %v", got, err)
 	}

@@ -235,7 +235,11 @@ func checkExportAgainstCache(t *testing.T, modelPath, cacheDir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		preds, err := c.Classify([]*imaging.RGB{img}, classes)
+		tensor := make([]float32, c.TensorLen())
+		if err := c.Prepare(img, tensor); err != nil {
+			t.Fatal(err)
+		}
+		probs, err := c.Run(tensor, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,8 +258,8 @@ func checkExportAgainstCache(t *testing.T, modelPath, cacheDir string) {
 			logits[k] = math.Exp(logits[k] - m)
 			sum += logits[k]
 		}
-		for _, p := range preds[0] {
-			worst = math.Max(worst, math.Abs(float64(p.Probability)-logits[p.Index]/sum))
+		for k, p := range probs[0] {
+			worst = math.Max(worst, math.Abs(float64(p)-logits[k]/sum))
 		}
 	}
 	t.Logf("exported model vs head on cached features: max abs difference %.3g", worst)
