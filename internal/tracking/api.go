@@ -1,6 +1,9 @@
 package tracking
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
 // The interfaces below are what the rest of petbreed needs of a tracking
 // backend, one per use. *Store (MLflow's file store) implements them all;
@@ -120,6 +123,9 @@ type Metric struct {
 	Key   string
 	Value float64
 	Step  int64
+	// Timestamp is when the value was logged; zero means now. A run copied
+	// from another store (trackingsync) keeps its own.
+	Timestamp time.Time
 }
 
 // Tracker creates experiments and runs.
@@ -172,4 +178,24 @@ var (
 	_ Tracker        = (*Store)(nil)
 	_ RegistryWriter = (*Store)(nil)
 	_ RunWriter      = (*Run)(nil)
+)
+
+// A copied run keeps its own times: trackingsync records a run made
+// elsewhere through these when the destination has them (*Store and *Run
+// do; a REST client would, with runs/create's start_time and runs/update's
+// end_time), and Metric.Timestamp keeps each value's time.
+
+// TimedTracker is a Tracker that creates a run with a given start time.
+type TimedTracker interface {
+	CreateRunAt(experimentID, runName string, tags map[string]string, start time.Time) (RunWriter, error)
+}
+
+// TimedEnder is a RunWriter that ends its run at a given time (as End).
+type TimedEnder interface {
+	EndAt(status Status, end time.Time) error
+}
+
+var (
+	_ TimedTracker = (*Store)(nil)
+	_ TimedEnder   = (*Run)(nil)
 )

@@ -236,6 +236,10 @@ func currentUser() string {
 // petbreed.pid, petbreed.host and petbreed.proc_start, which ReapStale uses.
 // The run's folder, with meta.yaml and every tag, appears at once.
 func (s *Store) StartRun(experimentID, runName string, tags map[string]string) (*Run, error) {
+	return s.startRun(experimentID, runName, tags, nowMillis())
+}
+
+func (s *Store) startRun(experimentID, runName string, tags map[string]string, startMillis int64) (*Run, error) {
 	exp, expDir, err := s.experiment(experimentID)
 	if err != nil {
 		return nil, fmt.Errorf("start run: %w", err)
@@ -310,7 +314,7 @@ func (s *Store) StartRun(experimentID, runName string, tags map[string]string) (
 		ArtifactURI:    appendURIPath(artLoc, id, artifactsDir),
 		LifecycleStage: lifecycleActive,
 		Status:         Running,
-		StartTime:      nowMillis(),
+		StartTime:      startMillis,
 	}
 	metaYAML, err := meta.encode()
 	if err != nil {
@@ -451,10 +455,14 @@ func (r *Run) LogParams(params map[string]string) error {
 // so concurrent writers never interleave and a killed process never leaves
 // a partial line.
 func (r *Run) LogMetric(key string, value float64, step int64) error {
+	return r.logMetric(key, value, step, nowMillis())
+}
+
+func (r *Run) logMetric(key string, value float64, step, millis int64) error {
 	if err := validateKey("metric", key); err != nil {
 		return fmt.Errorf("run %s: %w", r.ID, err)
 	}
-	line := []byte(strconv.FormatInt(nowMillis(), 10) + " " + pyFloat(value) + " " + strconv.FormatInt(step, 10) + "\n")
+	line := []byte(strconv.FormatInt(millis, 10) + " " + pyFloat(value) + " " + strconv.FormatInt(step, 10) + "\n")
 	p := filepath.Join(r.dir, metricsDir, filepath.FromSlash(key))
 	if _, ok := r.metrics.Load(key); !ok {
 		err := r.store.createFile(p, line)
@@ -577,6 +585,10 @@ func (r *Run) logArtifact(relPath string, write func(io.Writer) error) error {
 // KILLED by ReapStale) changes nothing and returns an error wrapping
 // ErrRunEnded.
 func (r *Run) End(status Status) error {
+	return r.end(status, nowMillis())
+}
+
+func (r *Run) end(status Status, endMillis int64) error {
 	if !status.Terminal() {
 		return fmt.Errorf("run %s: cannot end with status %s (want FINISHED, FAILED or KILLED)", r.ID, status)
 	}
@@ -586,7 +598,7 @@ func (r *Run) End(status Status) error {
 		if m.Status != Running && m.Status != Scheduled {
 			return fmt.Errorf("run %s is %s: %w", r.ID, m.Status, ErrRunEnded)
 		}
-		end := nowMillis()
+		end := endMillis
 		m.Status, m.EndTime = status, &end
 		return nil
 	})

@@ -34,8 +34,13 @@ func (r *Run) LogMetrics(batch []Metric) error {
 			return fmt.Errorf("run %s: %w", r.ID, err)
 		}
 	}
+	now := nowMillis()
 	for _, m := range batch {
-		if err := r.LogMetric(m.Key, m.Value, m.Step); err != nil {
+		ms := now
+		if !m.Timestamp.IsZero() {
+			ms = m.Timestamp.UnixMilli()
+		}
+		if err := r.logMetric(m.Key, m.Value, m.Step, ms); err != nil {
 			return err
 		}
 	}
