@@ -75,6 +75,11 @@ func Compute(ctx context.Context, e *Extractor, c *Cache, samples []dataset.Samp
 	if len(opt.Views) == 0 {
 		opt.Views = []View{Original}
 	}
+	for _, v := range opt.Views {
+		if _, err := ParseView(string(v)); err != nil {
+			return nil, fmt.Errorf("features: %w", err)
+		}
+	}
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 32
 	}
@@ -131,23 +136,20 @@ func Compute(ctx context.Context, e *Extractor, c *Cache, samples []dataset.Samp
 			finish(i, false, fmt.Errorf("%s: %w", samples[i].Path, err))
 			return
 		}
-		ts := make([][]float32, len(missing))
-		var perr error
-		for k, v := range missing {
-			ts[k] = w.Tensor()
-			if perr = e.Prepare(img, v == Flipped, ts[k]); perr != nil {
-				break
-			}
-		}
-		if perr != nil {
-			for _, t := range ts {
-				if t != nil {
-					w.Drop(t)
-				}
-			}
+		// The model's input once; every missing view is derived from it.
+		base := w.Tensor()
+		if perr := e.Prepare(img, false, base); perr != nil {
+			w.Drop(base)
 			finish(i, false, fmt.Errorf("%s: %w", samples[i].Path, perr))
 			return
 		}
+		ts := make([][]float32, len(missing))
+		for k, v := range missing {
+			spec, _ := v.Spec()
+			ts[k] = w.Tensor()
+			applyView(spec, base, ts[k], e.pre.Size)
+		}
+		w.Drop(base)
 		for k, v := range missing {
 			if !w.Send(job{idx: i, view: v, key: key}, ts[k]) {
 				return
