@@ -100,24 +100,40 @@ func Read(path string) (*Entries, error) {
 }
 
 func readFiles(files []string) (*Entries, error) {
-	// Open them all first, so a rotation meanwhile does not move one away
-	// between listing and reading.
+	fs, err := openFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	return readOpen(fs)
+}
+
+// openFiles opens the files, leaving out those gone meanwhile (rotated
+// away). Holding them open, a reader is not disturbed by a rotation.
+func openFiles(files []string) ([]*os.File, error) {
 	fs := make([]*os.File, 0, len(files))
-	defer func() {
-		for _, f := range fs {
-			f.Close()
-		}
-	}()
 	for _, name := range files {
 		f, err := os.Open(name)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
+			for _, f := range fs {
+				f.Close()
+			}
 			return nil, fmt.Errorf("prediction log: %w", err)
 		}
 		fs = append(fs, f)
 	}
+	return fs, nil
+}
+
+// readOpen reads the open files in order and closes them.
+func readOpen(fs []*os.File) (*Entries, error) {
+	defer func() {
+		for _, f := range fs {
+			f.Close()
+		}
+	}()
 	es := &Entries{}
 	for _, f := range fs {
 		if err := es.read(f); err != nil {
@@ -194,16 +210,30 @@ func (e *entry) valid() bool {
 	return false
 }
 
-// scan calls fn with every entry of the log's files (none yet is fine).
-func (l *Log) scan(fn func(entry)) error {
+// read reads the live log's files; the writer does not rotate while they
+// are being opened. A log with no file yet has no entries.
+func (l *Log) read() (*Entries, error) {
+	l.files.Lock()
 	files, err := Files(l.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		l.files.Unlock()
+		return &Entries{}, nil
 	}
 	if err != nil {
-		return err
+		l.files.Unlock()
+		return nil, err
 	}
-	es, err := readFiles(files)
+	fs, err := openFiles(files)
+	l.files.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return readOpen(fs)
+}
+
+// scan calls fn with every entry of the log's files (none yet is fine).
+func (l *Log) scan(fn func(entry)) error {
+	es, err := l.read()
 	if err != nil {
 		return err
 	}

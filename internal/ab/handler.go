@@ -98,6 +98,49 @@ func (l *Log) ReportHandler() http.Handler {
 			httpjson.WriteError(w, httpjson.Errorf(http.StatusMethodNotAllowed, "method not allowed", "%s; use GET", r.Method))
 			return
 		}
-		httpjson.Write(w, http.StatusOK, map[string]any{"versions": []any{}})
+		rep, herr := l.Report(r.URL.Query().Get("champion"))
+		if herr != nil {
+			httpjson.WriteError(w, herr)
+			return
+		}
+		httpjson.Write(w, http.StatusOK, rep)
 	})
+}
+
+// reportWait is how long a report waits for the writer to catch up.
+const reportWait = 2 * time.Second
+
+// Report compares the versions in the live log, everything recorded before
+// the call included. The last report is kept until a line is written.
+func (l *Log) Report(champion string) (*Report, *httpjson.Error) {
+	if err := l.Flush(reportWait); err != nil {
+		return nil, &httpjson.Error{Status: http.StatusServiceUnavailable, Msg: "prediction log busy", Detail: err.Error()}
+	}
+	l.cacheMu.Lock()
+	defer l.cacheMu.Unlock()
+	written := l.written.Load()
+	if l.cache != nil && l.cacheKey == (reportKey{written, champion}) {
+		rep := *l.cache
+		rep.Dropped = l.dropped.Load()
+		return &rep, nil
+	}
+	es, err := l.read()
+	if err != nil {
+		return nil, &httpjson.Error{Status: http.StatusInternalServerError, Msg: "cannot read the prediction log", Detail: err.Error(), Cause: err}
+	}
+	rep, err := es.Compare(champion)
+	if err != nil {
+		return nil, &httpjson.Error{Status: http.StatusBadRequest, Msg: "unknown champion", Detail: err.Error()}
+	}
+	l.cache, l.cacheKey = rep, reportKey{written, champion}
+	out := *rep
+	out.Dropped = l.dropped.Load()
+	return &out, nil
+}
+
+// reportKey identifies a cached report: the lines written when it was made
+// and the champion asked for.
+type reportKey struct {
+	written  uint64
+	champion string
 }

@@ -92,6 +92,10 @@ type Log struct {
 	files sync.Mutex
 
 	ids *idSet
+
+	cacheMu  sync.Mutex // one report at a time; guards the cache
+	cache    *Report
+	cacheKey reportKey
 }
 
 // item is what the writer is handed: one line to append.
@@ -142,7 +146,7 @@ func idCapacity(maxBytes int64) int {
 }
 
 func openAppend(path string) (*os.File, int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, 0, fmt.Errorf("prediction log: %w", err)
 	}
@@ -151,7 +155,20 @@ func openAppend(path string) (*os.File, int64, error) {
 		f.Close()
 		return nil, 0, fmt.Errorf("prediction log: %w", err)
 	}
-	return f, st.Size(), nil
+	size := st.Size()
+	if size > 0 {
+		// A crash may have left a torn last line: end it, so the next line
+		// is not glued to it (the reader skips the torn one alone).
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, size-1); err == nil && last[0] != '\n' {
+			if _, err := f.Write([]byte{'\n'}); err != nil {
+				f.Close()
+				return nil, 0, fmt.Errorf("prediction log: %w", err)
+			}
+			size++
+		}
+	}
+	return f, size, nil
 }
 
 // Record logs r without waiting: when the writer is behind and the queue

@@ -1,9 +1,17 @@
 package ab
 
 import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"petbreed"
 )
@@ -41,5 +49,210 @@ func TestRecordRead(t *testing.T) {
 	l.Record(rec("d", "1", false, "x", 1))
 	if l.Dropped() != 1 {
 		t.Errorf("a record after Close was not dropped: %d", l.Dropped())
+	}
+}
+
+func TestRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.jsonl")
+	const bound = 8192
+	l, err := OpenOptions(path, Options{MaxBytes: bound, Files: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	for i := range n {
+		l.Record(rec(fmt.Sprintf("req-%04d", i), "1", false, "Abyssinian", 0.5))
+		if i%50 == 0 {
+			if err := l.Flush(5 * time.Second); err != nil { // keep the queue from overflowing
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l.Dropped() != 0 {
+		t.Fatalf("%d dropped", l.Dropped())
+	}
+	files, err := Files(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{path + ".2", path + ".1", path}
+	if !slices.Equal(files, want) {
+		t.Errorf("files %v, want %v", files, want)
+	}
+	if _, err := os.Stat(path + ".3"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("path.3: %v", err)
+	}
+	var total int64
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > bound/3 {
+			t.Errorf("%s: %d bytes, over a third of the bound", f, st.Size())
+		}
+		total += st.Size()
+	}
+	if total > bound {
+		t.Errorf("%d bytes in all, bound %d", total, bound)
+	}
+	es, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The newest records are kept, in order, the oldest deleted.
+	got := es.entries
+	if len(got) == 0 || len(got) >= n || got[len(got)-1].RequestID != fmt.Sprintf("req-%04d", n-1) || es.Skipped != 0 {
+		t.Fatalf("%d entries, last %+v", len(got), got[len(got)-1])
+	}
+	first := n - len(got)
+	for i, e := range got {
+		if e.RequestID != fmt.Sprintf("req-%04d", first+i) {
+			t.Fatalf("entry %d is %s, want req-%04d", i, e.RequestID, first+i)
+		}
+	}
+}
+
+func TestTornLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.jsonl")
+	torn := `{"kind":"prediction","request_id":"a","model":"m","version":"1","top_k":[]}` + "\n" + `{"kind":"predic`
+	if err := os.WriteFile(path, []byte(torn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	es, err := Read(path)
+	if err != nil || len(es.entries) != 1 || es.Skipped != 1 {
+		t.Fatalf("%+v %v", es, err)
+	}
+	// Reopened after the crash, the log ends the torn line before appending.
+	l, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record(rec("b", "1", false, "cat", 1))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	es, err = Read(path)
+	if err != nil || len(es.entries) != 2 || es.entries[1].RequestID != "b" || es.Skipped != 1 {
+		t.Fatalf("%+v %v", es, err)
+	}
+	// The ids logged before the restart are known.
+	l, err = Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !l.ids.has("a") || !l.ids.has("b") || l.ids.has("c") {
+		t.Error("the ids in the log were not learnt")
+	}
+}
+
+func TestLongLine(t *testing.T) {
+	long := `{"kind":"prediction","request_id":"` + strings.Repeat("x", maxLine) + `"}` + "\n" +
+		`{"kind":"prediction","request_id":"b","model":"m","version":"1"}` + "\n"
+	es := readString(t, long)
+	if len(es.entries) != 1 || es.entries[0].RequestID != "b" || es.Skipped != 1 {
+		t.Errorf("%d entries, %d skipped", len(es.entries), es.Skipped)
+	}
+}
+
+func TestUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Read(filepath.Join(dir, "none.jsonl")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing: %v", err)
+	}
+	// A directory where the log should be: an error, not an empty log.
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(filepath.Join(dir, "d")); err == nil {
+		t.Error("a directory read as a log")
+	}
+	if _, err := Open(filepath.Join(dir, "d"), 0); err == nil {
+		t.Error("a directory opened as a log")
+	}
+	if _, err := Open(filepath.Join(dir, "x"), 100); err == nil {
+		t.Error("a bound of 100 bytes accepted")
+	}
+}
+
+// A full queue drops the record and counts it, without waiting.
+func TestQueueFull(t *testing.T) {
+	l := &Log{ch: make(chan item, 1), ids: newIDSet(16)} // no writer: the queue fills
+	l.Record(rec("a", "1", false, "cat", 1))
+	l.Record(rec("b", "1", false, "cat", 1))
+	if l.Dropped() != 1 || !l.ids.has("a") || l.ids.has("b") {
+		t.Errorf("dropped %d, a %v, b %v", l.Dropped(), l.ids.has("a"), l.ids.has("b"))
+	}
+	// NaN cannot be written as JSON: dropped too.
+	r := rec("c", "1", false, "cat", 1)
+	r.LatencyMS = math.NaN()
+	<-l.ch
+	l.Record(r)
+	if l.Dropped() != 2 {
+		t.Errorf("dropped %d", l.Dropped())
+	}
+}
+
+func TestClip(t *testing.T) {
+	long := strings.Repeat("é", MaxField) // 2 bytes each
+	e := entryOf(Record{RequestID: long, Unit: long, Model: "m", Version: "1"})
+	if len(e.RequestID) != MaxField || len(e.Unit) != MaxField || !utf8.ValidString(e.RequestID) {
+		t.Errorf("%d %d", len(e.RequestID), len(e.Unit))
+	}
+	if e.Time.IsZero() {
+		t.Error("no time")
+	}
+}
+
+func TestIDSet(t *testing.T) {
+	s := newIDSet(3)
+	for _, id := range []string{"a", "b", "c", "a", "d"} {
+		s.add(id)
+	}
+	// The ring holds c, a, d: b is forgotten, a is still in.
+	for id, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true, "": false} {
+		if s.has(id) != want {
+			t.Errorf("has(%q) = %v", id, !want)
+		}
+	}
+}
+
+// Many goroutines record while reports read and the files rotate.
+func TestConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.jsonl")
+	l, err := OpenOptions(path, Options{MaxBytes: 64 << 10, Files: 3, Queue: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	const workers, each = 4, 500
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				l.Record(rec(fmt.Sprintf("%d-%d", w, i), fmt.Sprint(w%2), i%3 == 0, "cat", 0.5))
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 10 {
+			if _, herr := l.Report(""); herr != nil {
+				t.Error(herr)
+			}
+		}
+	})
+	wg.Wait()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Written() + l.Dropped(); got != workers*each {
+		t.Errorf("written %d + dropped %d != %d", l.Written(), l.Dropped(), workers*each)
+	}
+	es, err := Read(path)
+	if err != nil || es.Skipped != 0 || len(es.entries) == 0 {
+		t.Fatalf("%v %d skipped", err, es.Skipped)
 	}
 }
