@@ -72,7 +72,7 @@ exactly as torchvision does (Pillow's decoder and resampling), so a model
 behaves here as it did where it was trained.
 
   pull, pipeline, train      data, features, experiments, selection, registry
-  runs, models               the MLflow-format store ($MLFLOW_TRACKING_URI)
+  runs, models, sync         the MLflow store or server ($MLFLOW_TRACKING_URI); copy runs
   predict, classes, inspect  models by path or models:/pet-breed@champion
   serve                      REST, KServe V2, metrics, the web page
   preprocess, resize         what the model sees; Pillow's filters`,
@@ -97,6 +97,7 @@ behaves here as it did where it was trained.
 		newTrainCmd(),
 		newRunsCmd(),
 		newModelsCmd(),
+		newSyncCmd(),
 		newServeCmd(),
 		newVersionCmd(),
 		newHealthcheckCmd(),
