@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"petbreed/internal/features"
 	"petbreed/internal/train"
 )
 
@@ -28,6 +29,80 @@ type Recipe struct {
 	Name        string `yaml:"name"`
 	train.Hyper `yaml:",inline"`
 	Flip        bool `yaml:"flip,omitempty"` // add left-right mirrored views to the training set
+	// Solver is "adam" (the default: train.Train with the Hyper fields) or
+	// "lbfgs": the head solved exactly (train.FitLogReg) for each L2
+	// strength of L2, the best by validation (or cross-validation) kept;
+	// Hyper's fields are then not used.
+	Solver string    `yaml:"solver,omitempty"`
+	L2     []float64 `yaml:"l2,omitempty"` // lbfgs: the grid of L2 strengths λ
+	// Views are the views of each training image trained on (features.Views
+	// names; the default is orig, and flip with Flip). Validation and test
+	// images are always seen in the original view.
+	Views []features.View `yaml:"views,omitempty"`
+}
+
+// The solvers a recipe can name.
+const (
+	SolverAdam  = "adam"
+	SolverLBFGS = "lbfgs"
+)
+
+// solver is the recipe's solver, "adam" when unset.
+func (e Recipe) solver() string {
+	if e.Solver == "" {
+		return SolverAdam
+	}
+	return e.Solver
+}
+
+// trainViews are the views the recipe trains on.
+func (e Recipe) trainViews() []features.View {
+	switch {
+	case len(e.Views) > 0:
+		return e.Views
+	case e.Flip:
+		return []features.View{features.Original, features.Flipped}
+	}
+	return []features.View{features.Original}
+}
+
+// MaxL2Grid bounds a recipe's L2 grid (each λ is a solve per fold).
+const MaxL2Grid = 64
+
+// problems lists what is wrong with the recipe's solver-specific fields.
+func (e Recipe) problems() []error {
+	var errs []error
+	switch e.solver() {
+	case SolverAdam:
+		for _, p := range e.Hyper.Problems() {
+			errs = append(errs, p)
+		}
+		if len(e.L2) > 0 {
+			errs = append(errs, errors.New("l2 is the lbfgs solver's grid: use weight_decay with adam"))
+		}
+	case SolverLBFGS:
+		if len(e.L2) == 0 || len(e.L2) > MaxL2Grid {
+			errs = append(errs, fmt.Errorf("l2: the lbfgs solver needs a grid of 1 to %d L2 strengths, has %d", MaxL2Grid, len(e.L2)))
+		}
+		for _, l := range e.L2 {
+			if err := (train.LogReg{L2: l}).Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("solver %q: want %s or %s", e.Solver, SolverAdam, SolverLBFGS))
+	}
+	seen := map[features.View]bool{}
+	for _, v := range e.Views {
+		if seen[v] {
+			errs = append(errs, fmt.Errorf("views: %s twice", v))
+		}
+		seen[v] = true
+	}
+	if len(e.Views) > 0 && e.Flip {
+		errs = append(errs, errors.New("flip and views: list flip among the views instead"))
+	}
+	return errs
 }
 
 // Config is the pipeline's configuration file (YAML). Its keys keep their
@@ -40,8 +115,16 @@ type Config struct {
 	Seed             uint64   `yaml:"seed"`
 	ValFraction      float64  `yaml:"val_fraction"`
 	Refit            bool     `yaml:"refit"` // retrain the selected recipe on all of trainval before the test evaluation
-	Recipes          []Recipe `yaml:"experiments"`
+	// CVBelow switches the selection to k-fold cross-validation over all of
+	// trainval when the validation split would hold fewer than this many
+	// images of some class (0: never); CVFolds is k.
+	CVBelow int      `yaml:"cv_below"`
+	CVFolds int      `yaml:"cv_folds"`
+	Recipes []Recipe `yaml:"experiments"`
 }
+
+// MaxCVFolds bounds cv_folds.
+const MaxCVFolds = 50
 
 //go:embed default.yaml
 var defaultConfig []byte
@@ -129,6 +212,12 @@ func (c Config) Validate() error {
 	if !aliasRe.MatchString(c.Alias) || strings.EqualFold(c.Alias, "latest") || aliasVersionRe.MatchString(c.Alias) {
 		errs = append(errs, fmt.Errorf("alias %q: want letters, digits, '_' and '-', not \"latest\" nor a version like \"v2\"", c.Alias))
 	}
+	if c.CVBelow < 0 {
+		errs = append(errs, fmt.Errorf("cv_below %d: want a number of images a class (0: never cross-validate)", c.CVBelow))
+	}
+	if c.CVFolds < 2 || c.CVFolds > MaxCVFolds {
+		errs = append(errs, fmt.Errorf("cv_folds %d: want 2 to %d", c.CVFolds, MaxCVFolds))
+	}
 	if len(c.Recipes) == 0 {
 		errs = append(errs, errors.New("no experiments"))
 	}
@@ -142,7 +231,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: duplicate name", where))
 		}
 		seen[e.Name] = true
-		for _, p := range e.Hyper.Problems() {
+		for _, p := range e.problems() {
 			errs = append(errs, fmt.Errorf("%s: %w", where, p))
 		}
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"petbreed"
@@ -32,17 +34,35 @@ func (e Recipe) trainConfig(seed uint64) train.Config {
 	return train.Config{Hyper: e.Hyper, Seed: seed}
 }
 
-// params are the recipe's MLflow run parameters: the hyper-parameters' and
-// flip_views.
+// params are the recipe's MLflow run parameters: the solver's, flip_views
+// and views.
 func (e Recipe) params() map[string]string {
-	p := e.Hyper.Params()
+	var p map[string]string
+	if e.solver() == SolverLBFGS {
+		grid := make([]string, len(e.L2))
+		for i, l := range e.L2 {
+			grid[i] = strconv.FormatFloat(l, 'g', -1, 64)
+		}
+		p = map[string]string{"l2_grid": strings.Join(grid, ",")}
+	} else {
+		p = e.Hyper.Params()
+	}
+	p["solver"] = e.solver()
 	p["flip_views"] = strconv.FormatBool(e.Flip)
+	views := make([]string, 0, len(e.trainViews()))
+	for _, v := range e.trainViews() {
+		views = append(views, string(v))
+	}
+	p["views"] = strings.Join(views, ",")
 	return p
 }
 
 // experiment trains one recipe as one tracked run. With refit, val is empty
-// and no validation metric is logged.
-func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data, tags map[string]string, refit bool) (res RunResult, head *train.Head, err error) {
+// and no validation metric is logged. With cv, the recipe is first scored
+// by cross-validation over the folds (the run's final_val_acc and
+// final_val_loss are then the folds' means, the folds' own in cv_fold_acc),
+// and then refit on tr, all of trainval.
+func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data, tags map[string]string, refit bool, cv *cvFolds) (res RunResult, head *train.Head, err error) {
 	res = RunResult{Name: e.Name, Recipe: e, Status: "FAILED"}
 	run, err := env.store.CreateRun(env.expID, e.Name, tags)
 	if err != nil {
@@ -73,13 +93,30 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 		params[k] = v
 	}
 	params["n_train_rows"] = strconv.Itoa(tr.N())
-	params["refit"] = strconv.FormatBool(refit)
+	params["refit"] = strconv.FormatBool(refit || cv != nil)
+	if cv != nil {
+		params["selection"] = "cv"
+		params["cv_folds"] = strconv.Itoa(cv.k)
+	}
 	if err = run.LogParams(params); err != nil {
 		return res, nil, err
 	}
+	if cv != nil {
+		r, err := crossValidate(e, env.seed, *cv, len(env.classes))
+		if err != nil {
+			return res, nil, fmt.Errorf("cross-validation: %w", err)
+		}
+		if err := logCV(run, r); err != nil {
+			return res, nil, err
+		}
+		res.ValAcc, res.ValLoss, res.L2, res.CVFoldAcc = r.acc, r.loss, r.l2, r.foldAcc
+		env.logf("%-20s cv_acc %.4f  cv_loss %.4f  (%d folds%s)", e.Name, r.acc, r.loss, cv.k, l2Note(e, r.l2))
+		e = refitRecipe(e, r.l2, r.epochs)
+		refit = true
+	}
 
 	var logErr error
-	head, epochs, err := train.Train(e.trainConfig(env.seed), tr, val, len(env.classes), func(ep train.Epoch) {
+	f, err := fit(e, env.seed, tr, val, len(env.classes), func(ep train.Epoch) {
 		if logErr != nil {
 			return
 		}
@@ -97,6 +134,17 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 	})
 	if err != nil {
 		return res, nil, err
+	}
+	head, epochs := f.head, f.epochs
+	if e.solver() == SolverLBFGS {
+		// One "epoch": the solved head's training (and validation) metrics.
+		epochs, err = env.logSolve(run, e, f, tr, val, refit)
+		if err != nil {
+			return res, nil, err
+		}
+		if !refit {
+			res.L2 = f.l2
+		}
 	}
 	if logErr != nil {
 		return res, nil, logErr
@@ -126,7 +174,7 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 		if err = env.logEvaluation(run, "val", ev); err != nil {
 			return res, nil, err
 		}
-		env.logf("%-20s val_acc %.4f  val_loss %.4f  epochs %d (best %d)  %.2fs", e.Name, ev.Acc, ev.Loss, res.EpochsRun, res.BestEpoch, time.Since(start).Seconds())
+		env.logf("%-20s val_acc %.4f  val_loss %.4f  epochs %d (best %d)%s  %.2fs", e.Name, ev.Acc, ev.Loss, res.EpochsRun, res.BestEpoch, l2Note(e, f.l2), time.Since(start).Seconds())
 	} else {
 		env.logf("%-20s refit on %d rows for %d epochs  %.2fs", e.Name, tr.N(), res.EpochsRun, time.Since(start).Seconds())
 	}
@@ -281,4 +329,60 @@ func (env *runEnv) register(ctx context.Context, runID string, head *train.Head,
 		ev.Acc, ev.Loss, test.N(), cfg.RegisteredModel, version, cfg.Alias)
 	return &registration{testAcc: ev.Acc, testLoss: ev.Loss, version: version,
 		uri: fmt.Sprintf("models:/%s/%d", cfg.RegisteredModel, version), path: path}, nil
+}
+
+// l2Note names the chosen λ of an lbfgs recipe in a log line.
+func l2Note(e Recipe, l2 float64) string {
+	if e.solver() != SolverLBFGS {
+		return ""
+	}
+	return fmt.Sprintf("  l2 %g", l2)
+}
+
+// logSolve logs an lbfgs solve: each λ's validation metrics (l2_val_acc and
+// l2_val_loss, step = the λ's index in the grid), the solver's iterations,
+// and the head's training metrics as the run's one epoch, which it returns.
+func (env *runEnv) logSolve(run tracking.RunWriter, e Recipe, f fitted, tr, val train.Data, refit bool) ([]train.Epoch, error) {
+	trEv := train.Evaluate(f.head, tr)
+	ep := train.Epoch{Epoch: 1, TrainLoss: trEv.Loss, TrainAcc: trEv.Acc, ValLoss: math.NaN(), ValAcc: math.NaN()}
+	batch := []tracking.Metric{
+		{Key: tracking.MetricTrainLoss, Value: ep.TrainLoss, Step: 1},
+		{Key: tracking.MetricTrainAcc, Value: ep.TrainAcc, Step: 1},
+		{Key: "lbfgs_iterations", Value: float64(f.info.Iter)},
+		{Key: "l2", Value: f.l2},
+	}
+	if !refit {
+		vaEv := train.Evaluate(f.head, val)
+		ep.ValLoss, ep.ValAcc = vaEv.Loss, vaEv.Acc
+		batch = append(batch,
+			tracking.Metric{Key: tracking.MetricValLoss, Value: ep.ValLoss, Step: 1},
+			tracking.Metric{Key: tracking.MetricValAcc, Value: ep.ValAcc, Step: 1})
+		for i, ev := range f.l2Val {
+			batch = append(batch,
+				tracking.Metric{Key: "l2_val_acc", Value: ev.Acc, Step: int64(i)},
+				tracking.Metric{Key: "l2_val_loss", Value: ev.Loss, Step: int64(i)})
+		}
+	}
+	return []train.Epoch{ep}, run.LogMetrics(batch)
+}
+
+// logCV logs a cross-validation: cv_acc and cv_loss (the chosen
+// candidate's means), cv_fold_acc (step = fold), and for lbfgs each λ's
+// mean accuracy and loss (cv_l2_acc, cv_l2_loss, step = the λ's index).
+func logCV(run tracking.RunWriter, r cvResult) error {
+	batch := []tracking.Metric{
+		{Key: "cv_acc", Value: r.acc},
+		{Key: "cv_loss", Value: r.loss},
+		{Key: tracking.MetricFinalValAcc, Value: r.acc},
+		{Key: tracking.MetricFinalValLoss, Value: r.loss},
+	}
+	for f, a := range r.foldAcc {
+		batch = append(batch, tracking.Metric{Key: "cv_fold_acc", Value: a, Step: int64(f)})
+	}
+	for i := range r.gridAcc {
+		batch = append(batch,
+			tracking.Metric{Key: "cv_l2_acc", Value: r.gridAcc[i], Step: int64(i)},
+			tracking.Metric{Key: "cv_l2_loss", Value: r.gridLoss[i], Step: int64(i)})
+	}
+	return run.LogMetrics(batch)
 }

@@ -59,7 +59,10 @@ func TestPipelinePets(t *testing.T) {
 	if len(first.Runs) != wantRuns {
 		t.Fatalf("%d runs, want %d", len(first.Runs), wantRuns)
 	}
-	if first.Features.Computed != 2*598 || first.Features.Cached != 0 {
+	// Trainval's 300 images in every training view, the 298 test images in
+	// the original view.
+	wantViews := len(viewsOf(cfg.Recipes))*300 + 298
+	if first.Features.Computed != wantViews || first.Features.Cached != 0 {
 		t.Errorf("cold features: %+v", first.Features)
 	}
 
@@ -84,7 +87,14 @@ func TestPipelinePets(t *testing.T) {
 		if r.Status != tracking.Finished || r.End.IsZero() {
 			t.Errorf("run %s: status %v", r.Name, r.Status)
 		}
-		for _, p := range []string{"lr", "batch_size", "epochs", "dropout", "seed", "backbone_sha256", "n_train", "n_val", "n_test"} {
+		want := []string{"solver", "views", "seed", "backbone_sha256", "n_train", "n_val", "n_test"}
+		switch r.Params["solver"] {
+		case SolverAdam:
+			want = append(want, "lr", "batch_size", "epochs", "dropout")
+		case SolverLBFGS:
+			want = append(want, "l2_grid")
+		}
+		for _, p := range want {
 			if r.Params[p] == "" {
 				t.Errorf("run %s: no param %s", r.Name, p)
 			}
@@ -121,7 +131,7 @@ func TestPipelinePets(t *testing.T) {
 	// A second run: every feature from the cache, the same seed gives the
 	// same head bit for bit, and the alias moves to version 2.
 	second := runPets(t, storeDir, cacheDir)
-	if second.Features.Computed != 0 || second.Features.Cached != 2*598 {
+	if second.Features.Computed != 0 || second.Features.Cached != wantViews {
 		t.Errorf("warm features: %+v", second.Features)
 	}
 	if second.ModelVersion != 2 {

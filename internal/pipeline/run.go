@@ -60,6 +60,8 @@ type RunResult struct {
 	Recipe    Recipe        `json:"params"`
 	ValAcc    float64       `json:"val_acc"`
 	ValLoss   float64       `json:"val_loss"`
+	L2        float64       `json:"l2,omitempty"`          // lbfgs: the chosen L2 strength
+	CVFoldAcc []float64     `json:"cv_fold_acc,omitempty"` // with cross-validation: each fold's accuracy
 	BestEpoch int           `json:"best_epoch"`
 	EpochsRun int           `json:"epochs_run"`
 	Duration  time.Duration `json:"duration_ns"`
@@ -74,6 +76,8 @@ type Summary struct {
 	Train         int                `json:"n_train"`
 	Val           int                `json:"n_val"`
 	Test          int                `json:"n_test"`
+	Selection     string             `json:"selection"` // "validation" or "cv" (k-fold over trainval)
+	CVFolds       int                `json:"cv_folds,omitempty"`
 	Runs          []RunResult        `json:"runs"`
 	Selected      string             `json:"selected"`
 	SelectedRunID string             `json:"selected_run_id"`
@@ -137,36 +141,60 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	views := []features.View{features.Original}
-	for _, e := range cfg.Recipes {
-		if e.Flip {
-			views = append(views, features.Flipped)
-			break
+	// Every training view of trainval; validation and test images in the
+	// original view only.
+	views := viewsOf(cfg.Recipes)
+	tv := append(append([]dataset.Sample{}, trainS...), valS...)
+	total := len(tv) + len(ds.Test)
+	progress := func(offset int) func(done, _ int) {
+		if opt.Progress == nil {
+			return nil
 		}
+		return func(done, _ int) { opt.Progress(offset+done, total) }
 	}
-	all := append(append(append([]dataset.Sample{}, trainS...), valS...), ds.Test...)
-	fr, err := features.Compute(ctx, ext, cache, all, features.Options{Views: views, Progress: opt.Progress})
+	frTV, err := features.Compute(ctx, ext, cache, tv, features.Options{Views: views, Progress: progress(0)})
+	if err != nil {
+		return nil, err
+	}
+	frTest, err := features.Compute(ctx, ext, cache, ds.Test, features.Options{Progress: progress(len(tv))})
 	if err != nil {
 		return nil, err
 	}
 	mark("features", t)
-	sum.Features = fr.Stats
-	for _, e := range fr.Skipped {
+	sum.Features = features.Stats{
+		Images:   frTV.Stats.Images + frTest.Stats.Images,
+		Cached:   frTV.Stats.Cached + frTest.Stats.Cached,
+		Computed: frTV.Stats.Computed + frTest.Stats.Computed,
+		Elapsed:  frTV.Stats.Elapsed + frTest.Stats.Elapsed,
+	}
+	for _, e := range append(frTV.Skipped, frTest.Skipped...) {
 		sum.Skipped = append(sum.Skipped, e.Error())
 		logf("skipped: %v", e)
 	}
-	logf("features: %d images, %d cached, %d computed by the backbone in %.2fs (%.0f images/s)",
-		fr.Stats.Images, fr.Stats.Cached, fr.Stats.Computed, fr.Stats.Elapsed.Seconds(), fr.Stats.PerSecond())
+	fs := sum.Features
+	logf("features: %d images, %d views cached, %d computed by the backbone in %.2fs (%.0f images/s)",
+		fs.Images, fs.Cached, fs.Computed, fs.Elapsed.Seconds(), fs.PerSecond())
 	nTr, nVa := len(trainS), len(valS)
-	rows := func(from, to int, v features.View) data { return rowsOf(fr, all, from, to, v) }
-	trainOrig := rows(0, nTr, features.Original)
-	val := rows(nTr, nTr+nVa, features.Original)
-	test := rows(nTr+nVa, len(all), features.Original)
-	trainFlip := data{}
-	if len(views) > 1 {
-		trainFlip = concat(trainOrig, rows(0, nTr, features.Flipped))
+	rowsTV := newViewRows(frTV, tv)
+	orig := []features.View{features.Original}
+	val := rowsTV.gather(span(nTr, nTr+nVa), orig)
+	test := newViewRows(frTest, ds.Test).gather(span(0, len(ds.Test)), orig)
+	sum.Train, sum.Val, sum.Test = rowsTV.gather(span(0, nTr), orig).N(), val.N(), test.N()
+
+	// Selection by the validation split, or by k-fold cross-validation over
+	// all of trainval when the split is too small to trust.
+	var cv *cvFolds
+	sum.Selection = "validation"
+	if cfg.CVBelow > 0 && minPerClass(valS, len(ds.Classes)) < cfg.CVBelow {
+		k := min(cfg.CVFolds, max(minPerClass(tv, len(ds.Classes)), 2), len(tv))
+		if k < 2 {
+			return nil, errNoFolds
+		}
+		cv = &cvFolds{k: k, fold: kFolds(tv, k, cfg.Seed), rows: rowsTV}
+		sum.Selection, sum.CVFolds = "cv", k
+		sum.Train, sum.Val = sum.Train+sum.Val, 0
+		logf("selection: %d-fold cross-validation over trainval (the validation split has fewer than %d images of some class)", k, cfg.CVBelow)
 	}
-	sum.Train, sum.Val, sum.Test = trainOrig.N(), val.N(), test.N()
 
 	// Tracking.
 	store := opt.Store
@@ -215,11 +243,14 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		tr := trainOrig
-		if e.Flip {
-			tr = trainFlip
+		var res RunResult
+		var head *train.Head
+		var err error
+		if cv != nil {
+			res, head, err = env.experiment(ctx, e, rowsTV.gather(span(0, len(tv)), e.trainViews()), data{}, nil, false, cv)
+		} else {
+			res, head, err = env.experiment(ctx, e, rowsTV.gather(span(0, nTr), e.trainViews()), val, nil, false, nil)
 		}
-		res, head, err := env.experiment(ctx, e, tr, val, nil, false)
 		sum.Runs = append(sum.Runs, res)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -235,7 +266,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 		return sum, errors.New("every experiment failed")
 	}
 
-	// Selection by validation only.
+	// Selection by validation (or cross-validation) only.
 	sort.SliceStable(done, func(i, j int) bool { return better(cfg.SelectMetric, done[i].res, done[j].res) })
 	best := done[0]
 	sum.Selected, sum.SelectedRunID = best.res.Name, best.res.RunID
@@ -250,18 +281,14 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	}
 
 	// Optional refit on all of trainval with the selected recipe.
+	// (With cross-validation every run already is its refit on trainval.)
 	champ := best
-	if cfg.Refit {
+	if cfg.Refit && cv == nil {
 		t = time.Now()
-		e := best.res.Recipe
+		e := refitRecipe(best.res.Recipe, best.res.L2, best.res.BestEpoch)
 		e.Name = best.res.Name + "-refit"
-		e.Epochs = max(best.res.BestEpoch, 1)
-		e.Patience = 0
-		trAll := concat(trainOrig, val)
-		if e.Flip {
-			trAll = concat(trAll, concat(rows(0, nTr, features.Flipped), rows(nTr, nTr+nVa, features.Flipped)))
-		}
-		res, head, err := env.experiment(ctx, e, trAll, data{}, map[string]string{"petbreed.refit_of": best.res.RunID}, true)
+		trAll := rowsTV.gather(span(0, len(tv)), e.trainViews())
+		res, head, err := env.experiment(ctx, e, trAll, data{}, map[string]string{"petbreed.refit_of": best.res.RunID}, true, nil)
 		sum.Runs = append(sum.Runs, res)
 		if err != nil {
 			return sum, fmt.Errorf("refit: %w", err)

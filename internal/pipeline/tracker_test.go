@@ -105,7 +105,7 @@ func TestExperimentTrackingWriteFails(t *testing.T) {
 			env := &runEnv{store: ft, expID: "1", classes: []string{"a", "b"}, logf: func(string, ...any) {}, seed: 1}
 			d := train.Data{D: 2, X: []float32{0, 1, 1, 0, 0, 1, 1, 0}, Y: []int32{0, 1, 0, 1}}
 			e := Recipe{Name: "r", Hyper: train.Hyper{LR: 0.01, BatchSize: 2, Epochs: 3}}
-			res, head, err := env.experiment(context.Background(), e, d, d, nil, false)
+			res, head, err := env.experiment(context.Background(), e, d, d, nil, false, nil)
 			if !errors.Is(err, errDiskFull) {
 				t.Fatalf("err = %v, want the tracking write's error", err)
 			}
