@@ -108,13 +108,13 @@ func (e Recipe) problems() []error {
 // Config is the pipeline's configuration file (YAML). Its keys keep their
 // names: "experiment" is the MLflow experiment, "experiments" the recipes.
 type Config struct {
-	MLflowExperiment string   `yaml:"experiment"`       // MLflow experiment name
-	RegisteredModel  string   `yaml:"registered_model"` // registry name
-	Alias            string   `yaml:"alias"`            // moved to the new version
-	SelectMetric     string   `yaml:"select_metric"`    // val_acc (higher is better) or val_loss (lower)
-	Seed             uint64   `yaml:"seed"`
-	ValFraction      float64  `yaml:"val_fraction"`
-	Refit            bool     `yaml:"refit"` // retrain the selected recipe on all of trainval before the test evaluation
+	MLflowExperiment string  `yaml:"experiment"`       // MLflow experiment name
+	RegisteredModel  string  `yaml:"registered_model"` // registry name
+	Alias            string  `yaml:"alias"`            // moved to the new version
+	SelectMetric     string  `yaml:"select_metric"`    // val_acc (higher is better) or val_loss (lower)
+	Seed             uint64  `yaml:"seed"`
+	ValFraction      float64 `yaml:"val_fraction"`
+	Refit            bool    `yaml:"refit"` // retrain the selected recipe on all of trainval before the test evaluation
 	// CVBelow switches the selection to k-fold cross-validation over all of
 	// trainval when the validation split would hold fewer than this many
 	// images of some class (0: never); CVFolds is k.
