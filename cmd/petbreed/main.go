@@ -75,7 +75,9 @@ behaves here as it did where it was trained.
   runs, models, sync         the MLflow store or server ($MLFLOW_TRACKING_URI); copy runs
   predict, classes, inspect  models by path or models:/pet-breed@champion
   serve                      REST, KServe V2, metrics, the web page
-  preprocess, resize         what the model sees; Pillow's filters`,
+  ab report                  which served version is better (prediction log)
+  preprocess, resize         what the model sees; Pillow's filters
+  quantize                   int8 models from float ones, calibrated on images`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(*cobra.Command, []string) {
@@ -101,6 +103,8 @@ behaves here as it did where it was trained.
 		newServeCmd(),
 		newVersionCmd(),
 		newHealthcheckCmd(),
+		newQuantizeCmd(),
+		newABCmd(),
 	)
 	return root
 }

@@ -74,7 +74,7 @@ func Files(path string) ([]string, error) {
 		files = append(files, path)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("prediction log %s: %w", path, os.ErrNotExist)
+		return nil, fmt.Errorf("no prediction log at %s (nor rotated files): %w", path, os.ErrNotExist)
 	}
 	return files, nil
 }

@@ -306,14 +306,14 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("keyboard", func(t *testing.T) {
-		// Tab from the top: the skip link, the two views, then the file
+		// Tab from the top: the skip link, the three views, then the file
 		// picker, whose label shows the focus.
 		var path []string
-		for range 4 {
+		for range 5 {
 			b.do(t, "tab", chromedp.KeyEvent("\t"))
 			path = append(path, eval[string](t, b, `document.activeElement.id || document.activeElement.className`))
 		}
-		if want := []string{"skip", "nav-classify", "nav-experiments", "file"}; !slices.Equal(path, want) {
+		if want := []string{"skip", "nav-classify", "nav-experiments", "nav-ab", "file"}; !slices.Equal(path, want) {
 			t.Errorf("tab order %q, want %q", path, want)
 		}
 		if o := eval[string](t, b, `(s => s.outlineStyle + " " + s.outlineWidth)(getComputedStyle(document.querySelector("#file").closest("label")))`); o != "solid 3px" {

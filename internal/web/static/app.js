@@ -2,10 +2,12 @@
 // (file picker, drag and drop, paste, camera; what the model sees; resize).
 // It talks only to this server: /api/predict, /api/preprocess, /api/resize,
 // /api/health and /api/classes (the model server), /api/runs and
-// /api/models (the experiments view, experiments.js).
+// /api/models (the experiments view, experiments.js), /api/ab (the A/B
+// view, ab.js).
 
 import { el, getJSON, apiError, ApiError, pct, bytes, ms, setStatus, scrollBehavior } from "./util.js";
 import { showExperiments } from "./experiments.js";
+import { showAB } from "./ab.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -19,18 +21,19 @@ const parallel = 4;
 
 // ---------------------------------------------------------------- views
 
-const views = { classify: $("#view-classify"), experiments: $("#view-experiments") };
+const views = { classify: $("#view-classify"), experiments: $("#view-experiments"), ab: $("#view-ab") };
 
 function route() {
   const [name, arg] = location.hash.replace(/^#\/?/, "").split("/");
-  const view = name === "experiments" ? "experiments" : "classify";
+  const view = name === "experiments" || name === "ab" ? name : "classify";
   for (const [k, node] of Object.entries(views)) node.hidden = k !== view;
   for (const k of Object.keys(views)) {
     const a = $(`#nav-${k}`);
     if (k === view) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
-  document.title = view === "experiments" ? "Experiments · petbreed" : "petbreed: pet breed classifier";
+  document.title = { experiments: "Experiments · petbreed", ab: "A/B · petbreed" }[view] || "petbreed: pet breed classifier";
   if (view === "experiments") showExperiments(arg ? decodeURIComponent(arg) : "", { onPromoted: waitForVersion });
+  if (view === "ab") showAB();
 }
 
 window.addEventListener("hashchange", route);
@@ -107,7 +110,7 @@ const waiting = [];
 function addFiles(fileList) {
   const files = Array.from(fileList || []);
   if (!files.length) return;
-  if (location.hash.startsWith("#experiments")) location.hash = "#classify";
+  if (location.hash.startsWith("#experiments") || location.hash.startsWith("#ab")) location.hash = "#classify";
   // The newest first, each batch in the order chosen.
   const batch = document.createDocumentFragment();
   for (const file of files) {

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"petbreed"
+	"petbreed/internal/ab"
+)
+
+// writeABLog writes a real prediction log, small enough to rotate: version 1
+// answers every request and is right on 60 of 100 with feedback, version 2
+// shadows each and is right on 80.
+func writeABLog(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "predictions.jsonl")
+	l, err := ab.OpenOptions(path, ab.Options{MaxBytes: 128 << 10, Files: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := func(label string) []petbreed.Prediction {
+		return []petbreed.Prediction{{Label: label, Probability: 0.75}}
+	}
+	const n = 100
+	for i := range n {
+		id := fmt.Sprintf("req-%03d", i)
+		v1, v2 := "cat", "cat"
+		if i >= 60 {
+			v1 = "dog"
+		}
+		if i >= 80 {
+			v2 = "dog"
+		}
+		l.Record(ab.Record{RequestID: id, Time: time.Now(), Model: "pet-breed", Version: "1", TopK: top(v1), LatencyMS: 5})
+		l.Record(ab.Record{RequestID: id, Time: time.Now(), Model: "pet-breed", Version: "2", Shadow: true, TopK: top(v2), LatencyMS: 6})
+	}
+	srv := httptest.NewServer(l.FeedbackHandler())
+	defer srv.Close()
+	if err := l.Flush(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		body := fmt.Sprintf(`{"request_id":"req-%03d","label":"cat"}`, i)
+		resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("feedback: %s", resp.Status)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l.Dropped() != 0 {
+		t.Fatalf("%d dropped", l.Dropped())
+	}
+	if _, err := os.Stat(path + ".1"); err != nil {
+		t.Fatalf("the log did not rotate: %v", err)
+	}
+	return path
+}
+
+func TestABReport(t *testing.T) {
+	path := writeABLog(t)
+	code, out, errs := cli(t, "ab", "report", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"200 predictions, 100 requests with feedback",
+		"pet-breed/1", "champion", "pet-breed/2", "challenger",
+		"60.0% [50.2, 69.1] of 100", "80.0% [71.1, 86.7] of 100", "80.0% of 100",
+		"pet-breed/2 against pet-breed/1: significantly better than the champion at 5% (p = 0.00203)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+
+	code, out, errs = cli(t, "ab", "report", "--json", "--champion", "2", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var rep ab.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if rep.Champion != "pet-breed/2" || rep.Records != 200 || len(rep.Versions) != 2 || rep.Versions[1].Test == nil ||
+		rep.Versions[1].Test.Significant != true || rep.Versions[1].Test.Diff >= 0 {
+		t.Errorf("%+v", rep)
+	}
+}
+
+func TestABReportErrors(t *testing.T) {
+	path := writeABLog(t)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no log", []string{"ab", "report"}, 2, "arg"},
+		{"two logs", []string{"ab", "report", path, path}, 2, "arg"},
+		{"no subcommand", []string{"ab"}, 2, "subcommand"},
+		{"unknown flag", []string{"ab", "report", "--bogus", path}, 2, "unknown flag"},
+		{"unknown champion", []string{"ab", "report", "--champion", "7", path}, 2, "no such version"},
+		{"missing log", []string{"ab", "report", filepath.Join(dir, "none.jsonl")}, 1, "no prediction log at"},
+		{"a directory", []string{"ab", "report", dir}, 1, "is a directory"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errs := cli(t, c.args...)
+			if code != c.code || !strings.Contains(errs, c.msg) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, errs, c.code, c.msg)
+			}
+		})
+	}
+}
