@@ -95,7 +95,21 @@ const (
 	MetaPreprocess = "petbreed.preprocess" // JSON Preprocess
 	MetaRunID      = "petbreed.run_id"     // MLflow run that trained the head
 	MetaBackbone   = "petbreed.backbone_sha256"
+	// MetaPetThreshold is the pet score (a decimal in [0,1]) below which an
+	// image is flagged as not a cat or a dog, calibrated on training images.
+	MetaPetThreshold = "petbreed.pet_threshold"
+	MetaTTA          = "petbreed.tta" // JSON array of the test-time views averaged in the graph
 )
+
+// PetCheck says whether an image looks like a cat or a dog: Score is the
+// backbone's probability of ImageNet's dog and domestic cat classes, IsPet
+// whether it reaches the model's calibrated Threshold. The breed answer of
+// an image that is not a pet is still given, flagged by IsPet false.
+type PetCheck struct {
+	Score     float32 `json:"score"`
+	Threshold float32 `json:"threshold"`
+	IsPet     bool    `json:"is_pet"`
+}
 
 // ErrNoLabels is returned when neither a labels file nor the model's
 // metadata names the classes.

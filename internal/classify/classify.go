@@ -41,6 +41,8 @@ type Classifier struct {
 	name    string
 	input   onnxrt.TensorInfo
 	output  int // index of the probabilities/logits output
+	pet     int // index of the pet score output, -1 without one (pet.go)
+	petMin  float32
 	classes int
 	labels  []string
 	pre     petbreed.Preprocess
@@ -91,6 +93,9 @@ func New(sess *onnxrt.Session, name string, opts Options) (*Classifier, error) {
 	}
 
 	meta := sess.Metadata().Custom
+	if err := c.findPet(sess.Outputs(), meta); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	c.pre = petbreed.DefaultPreprocess()
 	if s, ok := meta[petbreed.MetaPreprocess]; ok {
 		if err := json.Unmarshal([]byte(s), &c.pre); err != nil {
@@ -184,7 +189,8 @@ func (c *Classifier) Prepare(img *imaging.RGB, dst []float32) error {
 }
 
 // Run runs the model on n prepared images laid out one after the other in
-// batch, and returns each image's class probabilities.
+// batch, and returns each image's class probabilities. A model with a pet
+// score gives rows that carry it too (see Pet).
 func (c *Classifier) Run(batch []float32, n int) ([][]float32, error) {
 	if n <= 0 || len(batch) != n*c.TensorLen() {
 		return nil, fmt.Errorf("classify: batch of %d values for %d images of %d", len(batch), n, c.TensorLen())
@@ -201,6 +207,9 @@ func (c *Classifier) Run(batch []float32, n int) ([][]float32, error) {
 	k := int(o.Shape[1])
 	if c.labels != nil && len(c.labels) != k {
 		return nil, fmt.Errorf("classify: %d labels, the model gave %d classes", len(c.labels), k)
+	}
+	if c.pet >= 0 {
+		return c.withPet(o.Float32, outs[c.pet], n, k)
 	}
 	probs := make([][]float32, n)
 	for i := range probs {

@@ -27,6 +27,7 @@ type Result struct {
 	Width       int                   // size after orientation
 	Height      int                   //
 	Predictions []petbreed.Prediction // nil when Err is set
+	Pet         *petbreed.PetCheck    // whether it looks like a pet; nil when the model cannot tell or Err is set
 	Elapsed     time.Duration         // read, decode, preprocess and its batch's inference
 	Err         error
 }
@@ -88,6 +89,9 @@ func (c *Classifier) ClassifyFiles(ctx context.Context, paths []string, opt File
 		took := time.Since(start)
 		for i, m := range members {
 			m.res.Predictions = c.TopK(probs[i], opt.TopK)
+			if pc, ok := c.Pet(probs[i]); ok {
+				m.res.Pet = &pc
+			}
 			m.res.Elapsed += took
 			flush(m)
 		}

@@ -46,5 +46,8 @@ func (c *Classifier) CheckServable() error {
 			return fmt.Errorf("test run gave a non-finite score (%v)", p)
 		}
 	}
+	if pc, ok := c.Pet(probs[0]); c.HasPet() && (!ok || !(pc.Score >= 0 && pc.Score <= 1.0001)) {
+		return fmt.Errorf("test run gave a pet score of %v, want a probability", pc.Score)
+	}
 	return nil
 }

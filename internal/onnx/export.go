@@ -297,6 +297,16 @@ const (
 // and meta is merged into metadata_props (replacing the values of keys that
 // exist). The new initializers are float32 raw_data.
 func Export(backbone []byte, f Features, w, b []float32, classes int, meta map[string]string) ([]byte, error) {
+	return ExportWith(backbone, f, w, b, classes, meta, ExportOptions{})
+}
+
+// ExportWith is Export with the options of export_pet.go and export_tta.go:
+// a second output, the backbone's own probability of a cat or a dog, and
+// test-time augmentation averaged inside the graph.
+func ExportWith(backbone []byte, f Features, w, b []float32, classes int, meta map[string]string, opt ExportOptions) ([]byte, error) {
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
 	switch {
 	case classes <= 0:
 		return nil, fmt.Errorf("onnx: export: %d classes", classes)
@@ -325,7 +335,7 @@ func Export(backbone []byte, f Features, w, b []float32, classes int, meta map[s
 	if err != nil {
 		return nil, fmt.Errorf("onnx: export: %w", err)
 	}
-	if err := replaceHead(m, g, f, w, b, classes); err != nil {
+	if err := replaceHead(m, g, f, w, b, classes, opt); err != nil {
 		return nil, err
 	}
 	m.ProducerName = "petbreed"
@@ -337,7 +347,7 @@ func Export(backbone []byte, f Features, w, b []float32, classes int, meta map[s
 
 // replaceHead is the graph rewrite of Export: it cuts the classifier off
 // the graph g of m and appends the new head and softmax.
-func replaceHead(m *Model, g *graph, f Features, w, b []float32, classes int) error {
+func replaceHead(m *Model, g *graph, f Features, w, b []float32, classes int, opt ExportOptions) error {
 	info, err := m.Info()
 	if err != nil {
 		return fmt.Errorf("onnx: export: %w", err)
@@ -354,6 +364,21 @@ func replaceHead(m *Model, g *graph, f Features, w, b []float32, classes int) er
 	keep, err := g.prepare(info, f)
 	if err != nil {
 		return err
+	}
+	var imagenet string // the backbone's own output, kept for the pet score
+	if opt.PetScore {
+		if imagenet, err = g.imagenetOutput(info); err != nil {
+			return err
+		}
+		for n := range g.ancestors(imagenet) {
+			keep[n] = true
+		}
+	}
+	opset, _ := info.Opset("")
+	if len(opt.TTA) > 0 {
+		if err := g.checkViews(opset, f.Input); err != nil {
+			return err
+		}
 	}
 
 	// The names the new graph already uses.
@@ -376,6 +401,12 @@ func replaceHead(m *Model, g *graph, f Features, w, b []float32, classes int) er
 		return fmt.Errorf("onnx: export: the backbone already has a value named %q", ExportProbabilities)
 	}
 	taken[ExportProbabilities] = true
+	if opt.PetScore {
+		if taken[ExportPetScore] {
+			return fmt.Errorf("onnx: export: the backbone already has a value named %q", ExportPetScore)
+		}
+		taken[ExportPetScore] = true
+	}
 	unique := func(set map[string]bool, base string) string {
 		s := base
 		for i := 1; set[s]; i++ {
@@ -401,8 +432,32 @@ func replaceHead(m *Model, g *graph, f Features, w, b []float32, classes int) er
 	logits := unique(taken, ExportLogits)
 	gr.InsertNode(len(gr.Nodes), NewNode(unique(nodeNames, "petbreed_head"), "Gemm",
 		[]string{features, wName, bName}, []string{logits}, IntAttr("transB", 1)))
+	value := func(base string) string { return unique(taken, base) }
+	node := func(base string) string { return unique(nodeNames, base) }
+	init := func(t *Tensor) { // initializers must also be graph inputs before IR 4
+		gr.SetInitializer(t)
+		if info.IRVersion < 4 {
+			gr.Inputs = append(gr.Inputs, TensorValue(t.Name, t.Type, dimsOf(t.Dims)))
+		}
+	}
+	probs, pet := ExportProbabilities, ExportPetScore
+	if len(opt.TTA) > 0 { // one row per view and image, averaged below
+		probs, pet = unique(taken, "view_"+ExportProbabilities), unique(taken, "view_"+ExportPetScore)
+	}
 	gr.InsertNode(len(gr.Nodes), NewNode(unique(nodeNames, "petbreed_softmax"), "Softmax",
-		[]string{logits}, []string{ExportProbabilities}, IntAttr("axis", 1)))
+		[]string{logits}, []string{probs}, IntAttr("axis", 1)))
+	if opt.PetScore {
+		addPetScore(gr, imagenet, pet, value, node, init)
+	}
+	if len(opt.TTA) > 0 {
+		views := viewRewrite{opset: opset, input: f.Input, views: 1 + len(opt.TTA), classes: classes,
+			value: value, node: node, init: init}
+		views.average(gr, probs, ExportProbabilities, true)
+		if opt.PetScore {
+			views.average(gr, pet, ExportPetScore, false)
+		}
+		views.stack(gr)
+	}
 	wDims, bDims := []int64{int64(classes), int64(f.Dim)}, []int64{int64(classes)}
 	gr.SetInitializer(FloatTensor(wName, wDims, w))
 	gr.SetInitializer(FloatTensor(bName, bDims, b))
@@ -412,6 +467,9 @@ func replaceHead(m *Model, g *graph, f Features, w, b []float32, classes int) er
 			TensorValue(bName, Float, []Dim{{Value: bDims[0]}}))
 	}
 	gr.AddOutput(TensorValue(ExportProbabilities, Float, []Dim{batchDim(f.InputShape), {Value: int64(classes)}}))
+	if opt.PetScore {
+		gr.AddOutput(TensorValue(ExportPetScore, Float, []Dim{batchDim(f.InputShape)}))
+	}
 	return nil
 }
 
