@@ -112,3 +112,19 @@ func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// Spread picks n of the paths, evenly spaced through them in sorted order
+// (all of them when there are no more than n): a calibration set that
+// covers every class of a dataset listed class by class, the same on every
+// run.
+func Spread(paths []string, n int) []string {
+	s := slices.Sorted(slices.Values(paths))
+	if n <= 0 || n >= len(s) {
+		return s
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s[i*len(s)/n]
+	}
+	return out
+}
