@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"petbreed"
 	"petbreed/internal/classify"
 	"petbreed/internal/onnx"
 )
@@ -145,6 +146,15 @@ func printInspect(w io.Writer, r inspectReport, info *onnx.ModelInfo) {
 	}
 	for _, s := range r.Outputs {
 		fmt.Fprintf(w, "output     %s\n", s)
+	}
+	for _, o := range info.Outputs {
+		if o.Name == onnx.ExportPetScore {
+			t, ok := r.Metadata[petbreed.MetaPetThreshold]
+			if !ok {
+				t = fmt.Sprintf("%g (the default: none in the metadata)", classify.DefaultPetThreshold)
+			}
+			fmt.Fprintf(w, "pet check  %s under %s: not a cat or a dog\n", o.Name, t)
+		}
 	}
 	for _, k := range info.MetadataKeys() {
 		v := r.Metadata[k]

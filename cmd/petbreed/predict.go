@@ -66,6 +66,7 @@ type jsonResult struct {
 	Width       int                   `json:"width,omitempty"`
 	Height      int                   `json:"height,omitempty"`
 	Predictions []petbreed.Prediction `json:"predictions,omitempty"`
+	Pet         *petbreed.PetCheck    `json:"pet,omitempty"` // absent when the model cannot tell
 	Model       string                `json:"model"`
 	Ms          float64               `json:"ms"`
 	Error       string                `json:"error,omitempty"`
@@ -243,7 +244,7 @@ func predict(cmd *cobra.Command, stdout io.Writer, c *classify.Classifier, files
 			}
 		} else if asJSON {
 			enc.Encode(jsonResult{File: r.Path, Format: r.Info.Format, Width: r.Width, Height: r.Height,
-				Predictions: r.Predictions, Model: c.Name(), Ms: ms})
+				Predictions: r.Predictions, Pet: r.Pet, Model: c.Name(), Ms: ms})
 		} else {
 			printText(stdout, r, ms)
 		}
@@ -273,6 +274,10 @@ func printText(w io.Writer, r classify.Result, ms float64) {
 		width = max(width, len(p.Label))
 	}
 	width = min(width, 32)
+	if r.Pet != nil && !r.Pet.IsPet {
+		fmt.Fprintf(w, "  NOT A CAT OR A DOG? pet score %.3f, under the model's threshold %.3f; the breeds, if it were one:\n",
+			r.Pet.Score, r.Pet.Threshold)
+	}
 	for i, p := range r.Predictions {
 		fmt.Fprintf(w, "  %d. %-*s %6.2f%%\n", i+1, width, p.Label, 100*p.Probability)
 	}
