@@ -199,3 +199,16 @@ var (
 	_ TimedTracker = (*Store)(nil)
 	_ TimedEnder   = (*Run)(nil)
 )
+
+// Backend is a whole tracking backend: what the pipeline writes, what the
+// page and the CLI read, and the model resolution the server and predict
+// use. *Store (MLflow's file store) and the MLflow REST client
+// (internal/tracking/mlflowrest) implement it; internal/tracking/backend
+// opens one from a tracking URI.
+type Backend interface {
+	Tracker
+	RegistryWriter
+	Browser
+}
+
+var _ Backend = (*Store)(nil)

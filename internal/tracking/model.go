@@ -152,45 +152,37 @@ func pyUTCNow(t time.Time) string {
 	return t.Format("2006-01-02 15:04:05.000000")
 }
 
-// LogONNXModel logs onnxFile as an MLflow model at artifacts/<artifactPath>,
-// the folder mlflow.onnx.log_model writes: model.onnx (copied), MLmodel
-// (flavors onnx and python_function, signature, run_id, model_uuid,
-// utc_time_created, mlflow_version, model_size_bytes), conda.yaml,
-// python_env.yaml and requirements.txt. It appends the model to the run's
-// mlflow.log-model.history tag, as MLflow does, and returns its URI,
-// runs:/<run id>/<artifactPath>. The folder is assembled aside and renamed
-// into place, so it is never seen half-written; it must not exist yet.
-func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (modelURI string, err error) {
+// ModelFolder is the content of an MLflow model folder for one ONNX file,
+// as mlflow.onnx.log_model writes it: the small files (MLmodel, conda.yaml,
+// python_env.yaml, requirements.txt, by name) and the entry to append to the
+// run's mlflow.log-model.history tag. The ONNX file itself goes beside them
+// as ONNXFile. Every backend logs a model through this, so a file store and
+// a server get the same folder.
+type ModelFolder struct {
+	Files        map[string][]byte
+	ONNXFile     string // the ONNX file's name inside the folder ("model.onnx")
+	HistoryEntry []byte // JSON object for mlflow.log-model.history
+}
+
+// NewModelFolder builds the folder of an ONNX model of size bytes logged by
+// runID at artifactPath.
+func NewModelFolder(runID, artifactPath string, size int64, meta ModelMeta) (*ModelFolder, error) {
 	if err := validateRelPath("model artifact", artifactPath); err != nil {
-		return "", fmt.Errorf("run %s: %w", r.ID, err)
+		return nil, err
 	}
 	in, err := tensorSpecJSON(meta.InputName, meta.InputDType, meta.InputShape)
 	if err != nil {
-		return "", fmt.Errorf("run %s: log model: input %w", r.ID, err)
+		return nil, fmt.Errorf("input %w", err)
 	}
 	out, err := tensorSpecJSON(meta.OutputName, meta.OutputDType, meta.OutputShape)
 	if err != nil {
-		return "", fmt.Errorf("run %s: log model: output %w", r.ID, err)
+		return nil, fmt.Errorf("output %w", err)
 	}
-	src, err := os.Open(onnxFile)
-	if err != nil {
-		return "", fmt.Errorf("run %s: log model: %w", r.ID, err)
-	}
-	defer src.Close()
-	fi, err := src.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("run %s: log model: %s is not a regular file", r.ID, onnxFile)
-	}
-	dst := filepath.Join(r.artifactDir, filepath.FromSlash(artifactPath))
-	if exists(dst) {
-		return "", fmt.Errorf("run %s: log model: artifact path %q already exists", r.ID, artifactPath)
-	}
-
 	onnxVersion := orDefault(meta.ONNXVersion, DefaultONNXVersion)
 	mlflowVersion := orDefault(meta.MLflowVersion, DefaultMLflowVersion)
 	pyVersion := orDefault(meta.PythonVersion, DefaultPythonVersion)
 	entry := loggedModel{
-		RunID:          r.ID,
+		RunID:          runID,
 		ArtifactPath:   artifactPath,
 		UTCTimeCreated: pyUTCNow(time.Now()),
 		ModelUUID:      newRunID(),
@@ -223,9 +215,9 @@ func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (model
 			}),
 		}),
 		"mlflow_version":   yStr(mlflowVersion),
-		"model_size_bytes": yInt(fi.Size()),
+		"model_size_bytes": yInt(size),
 		"model_uuid":       yStr(entry.ModelUUID),
-		"run_id":           yStr(r.ID),
+		"run_id":           yStr(runID),
 		"signature": yMap(map[string]*yaml.Node{
 			"inputs":  yStr(in),
 			"outputs": yStr(out),
@@ -242,7 +234,7 @@ func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (model
 	}
 	mlmodel, err := yEncode(yMap(top))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	reqs := []string{"mlflow==" + mlflowVersion, "onnx==" + onnxVersion, "onnxruntime"}
 	conda, err := yEncode(yMap(map[string]*yaml.Node{
@@ -252,7 +244,7 @@ func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (model
 		"name": yStr("mlflow-env"),
 	}))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	pyEnv, err := yEncode(yMap(map[string]*yaml.Node{
 		"python":             yStr(pyVersion),
@@ -260,21 +252,78 @@ func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (model
 		"dependencies":       yStrList("-r " + requirements),
 	}))
 	if err != nil {
+		return nil, err
+	}
+	e, err := json.Marshal(entry)
+	if err != nil {
+		return nil, err
+	}
+	return &ModelFolder{
+		Files: map[string][]byte{
+			mlmodelFile: mlmodel, condaFile: conda, pyEnvFile: pyEnv,
+			requirements: []byte(strings.Join(reqs, "\n")),
+		},
+		ONNXFile:     onnxDataFile,
+		HistoryEntry: e,
+	}, nil
+}
+
+// AppendModelHistory is the mlflow.log-model.history tag's new value: the
+// old one (a JSON list, or "" when the tag is not set) with entry appended.
+func AppendModelHistory(old string, entry []byte) (string, error) {
+	var history []json.RawMessage
+	if old != "" {
+		if err := json.Unmarshal([]byte(old), &history); err != nil {
+			return "", fmt.Errorf("tag %s is not a JSON list: %w", TagLogModelHistory, err)
+		}
+	}
+	tag, err := json.Marshal(append(history, json.RawMessage(entry)))
+	if err != nil {
 		return "", err
+	}
+	return string(tag), nil
+}
+
+// LogONNXModel logs onnxFile as an MLflow model at artifacts/<artifactPath>,
+// the folder mlflow.onnx.log_model writes: model.onnx (copied), MLmodel
+// (flavors onnx and python_function, signature, run_id, model_uuid,
+// utc_time_created, mlflow_version, model_size_bytes), conda.yaml,
+// python_env.yaml and requirements.txt (NewModelFolder). It appends the
+// model to the run's mlflow.log-model.history tag, as MLflow does, and
+// returns its URI, runs:/<run id>/<artifactPath>. The folder is assembled
+// aside and renamed into place, so it is never seen half-written; it must
+// not exist yet.
+func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (modelURI string, err error) {
+	if err := validateRelPath("model artifact", artifactPath); err != nil {
+		return "", fmt.Errorf("run %s: %w", r.ID, err)
+	}
+	src, err := os.Open(onnxFile)
+	if err != nil {
+		return "", fmt.Errorf("run %s: log model: %w", r.ID, err)
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("run %s: log model: %s is not a regular file", r.ID, onnxFile)
+	}
+	folder, err := NewModelFolder(r.ID, artifactPath, fi.Size(), meta)
+	if err != nil {
+		return "", fmt.Errorf("run %s: log model: %w", r.ID, err)
+	}
+	dst := filepath.Join(r.artifactDir, filepath.FromSlash(artifactPath))
+	if exists(dst) {
+		return "", fmt.Errorf("run %s: log model: artifact path %q already exists", r.ID, artifactPath)
 	}
 
 	err = r.store.publishDir(dst, func(dir string) error {
-		err := atomicfile.Write(filepath.Join(dir, onnxDataFile), 0o644, func(w io.Writer) error {
+		err := atomicfile.Write(filepath.Join(dir, folder.ONNXFile), 0o644, func(w io.Writer) error {
 			_, err := io.Copy(w, src)
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", onnxFile, err)
 		}
-		for name, data := range map[string][]byte{
-			mlmodelFile: mlmodel, condaFile: conda, pyEnvFile: pyEnv,
-			requirements: []byte(strings.Join(reqs, "\n")),
-		} {
+		for name, data := range folder.Files {
 			if err := writeIn(dir, name, data); err != nil {
 				return err
 			}
@@ -287,24 +336,16 @@ func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta ModelMeta) (model
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var history []json.RawMessage
-	if old, err := os.ReadFile(filepath.Join(r.dir, tagsDir, TagLogModelHistory)); err == nil {
-		if err := json.Unmarshal(old, &history); err != nil {
-			return "", fmt.Errorf("run %s: tag %s is not a JSON list: %w", r.ID, TagLogModelHistory, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	old, err := os.ReadFile(filepath.Join(r.dir, tagsDir, TagLogModelHistory))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
-	e, err := json.Marshal(entry)
+	tag, err := AppendModelHistory(string(old), folder.HistoryEntry)
 	if err != nil {
-		return "", err
-	}
-	tag, err := json.Marshal(append(history, e))
-	if err != nil {
-		return "", err
+		return "", fmt.Errorf("run %s: %w", r.ID, err)
 	}
 	// MLflow applies no length limit to this tag (record_logged_model).
-	if err := r.setTag(TagLogModelHistory, string(tag)); err != nil {
+	if err := r.setTag(TagLogModelHistory, tag); err != nil {
 		return "", err
 	}
 	return "runs:/" + r.ID + "/" + artifactPath, nil
