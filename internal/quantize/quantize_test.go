@@ -205,6 +205,9 @@ func TestQuantizeTwin(t *testing.T) {
 	if qi.Method != "minmax" || qi.Images != 16 || qi.ImagesDigest != Digest(sums) || qi.Granularity != "per-channel" || !qi.ReduceRange {
 		t.Errorf("quantization metadata %+v", qi)
 	}
+	if d, ok := Describe(m); !ok || d.Form != "qdq" || !d.PerChannel || d.Petbreed == nil || d.Petbreed.Images != 16 {
+		t.Errorf("Describe: %+v", d)
+	}
 	w, s := firstConvWeight(t, m)
 	if w == nil || w.Type != onnx.Int8 || s == nil || len(s.Dims) != 1 || s.Dims[0] != 32 {
 		t.Errorf("first conv weight %v scale %v", w, s)
@@ -319,5 +322,24 @@ func TestRefused(t *testing.T) {
 	var ue *UnsupportedError
 	if !errors.As(err, &ue) || ue.Op != "LRN" || ue.Node == "" {
 		t.Errorf("%v: not an UnsupportedError naming the op", err)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	for _, tc := range []struct {
+		file, want string
+	}{
+		{"mobilenetv2-12-fp32-twin.onnx", ""},
+		{"mobilenetv2-12-int8.onnx", "operator"},
+	} {
+		m, err := onnx.Decode(testassets.Read(t, "backbone", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, ok := Describe(m)
+		if s.Form != tc.want || ok != (tc.want != "") {
+			t.Errorf("%s: %+v", tc.file, s)
+		}
+		t.Logf("%s: %s", tc.file, s)
 	}
 }
