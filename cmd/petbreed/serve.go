@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"petbreed/internal/tracking"
+	"petbreed/internal/tracking/backend"
 	"petbreed/internal/web"
 	"runtime/debug"
 	"strconv"
@@ -266,7 +267,7 @@ func pageStore(cfg serve.Config) tracking.Browser {
 			return nil
 		}
 	}
-	store, err := tracking.Open(uri)
+	store, err := backend.Open(uri)
 	if err != nil {
 		return nil // a nil interface, not a nil *Store: the page checks for nil
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"petbreed/internal/tracking"
+	"petbreed/internal/tracking/backend"
 )
 
 // defaultModelURI is what commands that need a model use without --model.
@@ -23,7 +24,7 @@ func resolveModel(uri string) (string, error) {
 	if !strings.HasPrefix(uri, "models:/") && !strings.HasPrefix(uri, "runs:/") {
 		return uri, nil
 	}
-	store, err := tracking.Open(trackingURI(""))
+	store, err := backend.Open(trackingURI(""))
 	if err != nil {
 		return "", err
 	}
@@ -48,7 +49,7 @@ func newRunsCmd() *cobra.Command {
 		Short: "List and compare tracked runs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := tracking.Open(trackingURI(storeURI))
+			store, err := backend.Open(trackingURI(storeURI))
 			if err != nil {
 				return err
 			}
@@ -141,7 +142,7 @@ func newModelsCmd() *cobra.Command {
 		Short: "List a registered model's versions and aliases",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := tracking.Open(trackingURI(storeURI))
+			store, err := backend.Open(trackingURI(storeURI))
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"petbreed/internal/dataset"
 	"petbreed/internal/features"
 	"petbreed/internal/tracking"
+	"petbreed/internal/tracking/backend"
 	"petbreed/internal/train"
 )
 
@@ -33,7 +34,8 @@ type Options struct {
 	// evaluation, no registration (petbreed train without --register).
 	NoRegister bool
 	// Store, when set, is the tracking backend runs go to, and Tracking is
-	// not used; nil opens the MLflow file store at Tracking.
+	// not used; nil opens the backend at Tracking (backend.Open: a file
+	// store, or an MLflow server for http(s)://).
 	Store Tracker
 }
 
@@ -199,7 +201,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	// Tracking.
 	store := opt.Store
 	if store == nil {
-		fs, err := tracking.Open(opt.Tracking)
+		fs, err := backend.Open(opt.Tracking)
 		if err != nil {
 			return nil, err
 		}

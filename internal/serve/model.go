@@ -15,6 +15,7 @@ import (
 	"petbreed/internal/onnxrt"
 	"petbreed/internal/serve/protocol"
 	"petbreed/internal/tracking"
+	"petbreed/internal/tracking/backend"
 )
 
 // model is one loaded model with its batcher. Requests hold it (acquire,
@@ -108,7 +109,7 @@ func inStore(uri string) bool {
 
 func (s *Server) trackingStore() (tracking.ModelSource, error) {
 	s.storeOnce.Do(func() {
-		store, err := tracking.Open(s.cfg.TrackingURI)
+		store, err := backend.Open(s.cfg.TrackingURI)
 		if err != nil {
 			s.storeErr = err
 			return
