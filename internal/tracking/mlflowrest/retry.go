@@ -69,9 +69,9 @@ func maybeApplied(err error) bool {
 	if errors.As(err, &te) {
 		return te.sent
 	}
-	var se *statusErr
-	if errors.As(err, &se) {
-		return se.api.Status >= 500
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status >= 500
 	}
 	return false
 }
@@ -86,14 +86,14 @@ func transient(err error) bool {
 	if errors.As(err, &te) {
 		return true
 	}
-	var se *statusErr
-	if errors.As(err, &se) {
-		switch s := se.api.Status; s {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		switch s := ae.Status; s {
 		case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusBadGateway,
 			http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			return true
 		case http.StatusInternalServerError:
-			return se.api.Code == ""
+			return ae.Code == ""
 		}
 	}
 	return false
@@ -104,8 +104,8 @@ func retryable(err error, p policy) bool {
 	if !transient(err) {
 		return false
 	}
-	var se *statusErr
-	if errors.As(err, &se) && se.api.Status == http.StatusTooManyRequests {
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
 		return true // refused before it was done
 	}
 	return p == idempotent || !maybeApplied(err)

@@ -109,6 +109,7 @@ func TestServer(t *testing.T) {
 			t.Run("write", func(t *testing.T) { testWrite(t, srv, c) })
 			t.Run("registry", func(t *testing.T) { testRegistry(t, srv, c) })
 			t.Run("errors", func(t *testing.T) { testErrors(t, srv, c) })
+			t.Run("dedup", func(t *testing.T) { testDedup(t, srv, c) })
 			t.Run("restart", func(t *testing.T) { testRestart(t, srv, c) })
 			if t.Failed() {
 				t.Log(srv.Log())
@@ -474,5 +475,34 @@ func testRestart(t *testing.T, srv *mlflowserver.Server, c *Client) {
 	}
 	if h := restHistory(t, srv, w.RunID(), "m"); len(h) != 2 {
 		t.Errorf("history after the restart = %v, want 2 values", h)
+	}
+}
+
+// testDedup shows why a lost log-batch answer is not simply sent again:
+// the same batch twice is stored once by the sqlite store (its primary key
+// drops exact duplicates) but twice by the file store.
+func testDedup(t *testing.T, srv *mlflowserver.Server, c *Client) {
+	exp, err := c.Experiment("dedup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.CreateRun(exp, "d", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"run_id":"` + w.RunID() + `","metrics":[{"key":"m","value":1.5,"timestamp":1000,"step":1}]}`
+	for range 2 {
+		resp, err := http.Post(srv.URL+"/api/2.0/mlflow/runs/log-batch", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("log-batch: %d", resp.StatusCode)
+		}
+	}
+	want := map[string]int{"sqlite": 1, "file": 2}[srv.Backend]
+	if h := restHistory(t, srv, w.RunID(), "m"); len(h) != want {
+		t.Errorf("the same log-batch twice: %d values on the %s store, want %d", len(h), srv.Backend, want)
 	}
 }

@@ -1,0 +1,316 @@
+package mlflowrest
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"petbreed/internal/tracking"
+)
+
+// fake is a small stand-in for an MLflow server, for the edge cases a real
+// one does not produce on demand: rate limiting, lost answers, slowness,
+// torn bodies. It keeps one run's metrics.
+type fake struct {
+	mu      sync.Mutex
+	metrics []metricJSON
+	auth    []string
+	// fail, when set, decides for each request what goes wrong: "" none,
+	// "429", "503-after" (apply, then answer 503), "slow", "torn".
+	fail  func(path string, n int) string
+	calls atomic.Int64
+}
+
+const fakeRun = "0123456789abcdef0123456789abcdef"
+
+func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := int(f.calls.Add(1))
+	f.mu.Lock()
+	f.auth = append(f.auth, r.Header.Get("Authorization"))
+	f.mu.Unlock()
+	path := strings.TrimPrefix(r.URL.Path, apiPrefix)
+	mode := ""
+	if f.fail != nil {
+		mode = f.fail(path, n)
+	}
+	switch mode {
+	case "429":
+		w.Header().Set("Retry-After", "0")
+		http.Error(w, `{"error_code":"REQUEST_LIMIT_EXCEEDED","message":"slow down"}`, http.StatusTooManyRequests)
+		return
+	case "slow":
+		time.Sleep(2 * time.Second)
+	case "torn":
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"run": {"info": {"run_id": "01`))
+		return
+	}
+	switch path {
+	case "runs/log-batch":
+		var body struct {
+			Metrics []metricJSON `json:"metrics"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, `{"error_code":"MALFORMED_REQUEST","message":"bad json"}`, 400)
+			return
+		}
+		f.mu.Lock()
+		f.metrics = append(f.metrics, body.Metrics...) // like the file store: no dedup
+		f.mu.Unlock()
+	case "metrics/get-history":
+		f.mu.Lock()
+		var out []metricJSON
+		for _, m := range f.metrics {
+			if m.Key == r.URL.Query().Get("metric_key") {
+				out = append(out, m)
+			}
+		}
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"metrics": out})
+		return
+	case "runs/get":
+		if r.URL.Query().Get("run_id") != fakeRun {
+			w.WriteHeader(404)
+			w.Write([]byte(`{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"Run not found"}`))
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"run": map[string]any{"info": map[string]any{
+			"run_id": fakeRun, "experiment_id": "1", "status": "RUNNING", "artifact_uri": "mlflow-artifacts:/1/" + fakeRun + "/artifacts",
+			"lifecycle_stage": "active", "start_time": 1,
+		}}})
+		return
+	default:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(404)
+		w.Write([]byte("<html>Not Found</html>"))
+		return
+	}
+	if mode == "503-after" {
+		http.Error(w, "upstream gone", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("{}"))
+}
+
+func startFake(t *testing.T, f *fake) string {
+	t.Helper()
+	ts := httptest.NewServer(f)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func fast() Options {
+	return Options{BackoffFactor: time.Millisecond, BackoffJitter: -1, MaxRetries: 3}
+}
+
+// A log-batch whose answer is lost after the server stored it is not sent
+// again as it was: the values already there are found and not repeated.
+func TestLogMetricsLostAnswerNoDuplicate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(string, int) string
+		want int // stored values
+	}{
+		{"503 after storing", func(p string, n int) string {
+			if p == "runs/log-batch" && n == 2 {
+				return "503-after"
+			}
+			return ""
+		}, 3},
+		{"429 before storing", func(p string, n int) string {
+			if p == "runs/log-batch" && n <= 3 {
+				return "429"
+			}
+			return ""
+		}, 3},
+		{"no failure", nil, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fake{fail: tc.fail}
+			c := newClient(t, startFake(t, f), fast())
+			w, err := c.OpenRun(fakeRun)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = w.LogMetrics([]tracking.Metric{{Key: "a", Value: 1, Step: 1}, {Key: "a", Value: 2, Step: 2}, {Key: "b", Value: 3, Step: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(f.metrics) != tc.want {
+				t.Fatalf("server holds %d values, want %d: %+v", len(f.metrics), tc.want, f.metrics)
+			}
+		})
+	}
+}
+
+// Idempotent calls are retried on 429 and 5xx, up to MaxRetries, then the
+// error says so; a 4xx is not retried and shows MLflow's code and message.
+func TestRetries(t *testing.T) {
+	f := &fake{fail: func(p string, n int) string {
+		if p == "runs/get" && n <= 2 {
+			return "429"
+		}
+		return ""
+	}}
+	c := newClient(t, startFake(t, f), fast())
+	if _, err := c.GetRun(fakeRun); err != nil {
+		t.Fatalf("GetRun after two 429s: %v", err)
+	}
+	if f.calls.Load() != 3 {
+		t.Errorf("%d calls, want 3", f.calls.Load())
+	}
+
+	f = &fake{fail: func(string, int) string { return "429" }}
+	c = newClient(t, startFake(t, f), fast())
+	_, err := c.GetRun(fakeRun)
+	if err == nil || !strings.Contains(err.Error(), "gave up after 3 retries") || !strings.Contains(err.Error(), "REQUEST_LIMIT_EXCEEDED") {
+		t.Errorf("always 429: %v", err)
+	}
+	if f.calls.Load() != 4 {
+		t.Errorf("%d calls, want 1 + 3 retries", f.calls.Load())
+	}
+
+	f = &fake{}
+	c = newClient(t, startFake(t, f), fast())
+	_, err = c.GetRun("fedcba9876543210fedcba9876543210")
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != "RESOURCE_DOES_NOT_EXIST" || !errors.Is(err, tracking.ErrNotFound) || f.calls.Load() != 1 {
+		t.Errorf("a 404: %v (%d calls)", err, f.calls.Load())
+	}
+	_, err = c.RegisteredModels() // the fake has no such route: an HTML 404
+	if err == nil || !strings.Contains(err.Error(), "no such route") {
+		t.Errorf("an HTML 404: %v", err)
+	}
+}
+
+// A slow server is cut off by the timeout; a torn answer is an error, not
+// a half-read value.
+func TestTimeoutAndTornAnswer(t *testing.T) {
+	f := &fake{fail: func(p string, n int) string { return "slow" }}
+	opt := fast()
+	opt.Timeout, opt.MaxRetries = 200*time.Millisecond, -1
+	c := newClient(t, startFake(t, f), opt)
+	start := time.Now()
+	_, err := c.GetRun(fakeRun)
+	if err == nil || time.Since(start) > 1500*time.Millisecond {
+		t.Errorf("slow server: %v after %v", err, time.Since(start))
+	}
+
+	f = &fake{fail: func(p string, n int) string { return "torn" }}
+	c = newClient(t, startFake(t, f), fast())
+	if _, err := c.GetRun(fakeRun); err == nil || !strings.Contains(err.Error(), "bad JSON") {
+		t.Errorf("torn answer: %v", err)
+	}
+	if f.calls.Load() != 4 {
+		t.Errorf("a torn answer to a GET was tried %d times, want 4", f.calls.Load())
+	}
+}
+
+// Credentials go as MLflow's clients send them: basic when a user and
+// password are set, else a bearer token.
+func TestAuth(t *testing.T) {
+	for _, tc := range []struct {
+		opt  Options
+		want string
+	}{
+		{Options{Token: "tok"}, "Bearer tok"},
+		{Options{Username: "u", Password: "p", Token: "tok"}, "Basic dTpw"},
+		{Options{}, ""},
+	} {
+		f := &fake{}
+		c := newClient(t, startFake(t, f), tc.opt)
+		if _, err := c.GetRun(fakeRun); err != nil {
+			t.Fatal(err)
+		}
+		if f.auth[0] != tc.want {
+			t.Errorf("%+v: Authorization %q, want %q", tc.opt, f.auth[0], tc.want)
+		}
+	}
+	if _, err := New("http://user:pw@127.0.0.1:1", Options{}); err == nil || strings.Contains(err.Error(), "pw") {
+		t.Errorf("credentials in the URI: %v", err)
+	}
+}
+
+// A server that is not there at the start is one line naming it, at once.
+func TestServerDownAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri := "http://" + l.Addr().String()
+	l.Close()
+	c := newClient(t, uri, Options{}) // default backoff: 2 s, 4 s, ... if it retried
+	start := time.Now()
+	_, err = c.Experiment("pets")
+	if err == nil || !strings.Contains(err.Error(), uri) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Errorf("took %v", time.Since(start))
+	}
+	t.Log(err)
+}
+
+func TestOptionsFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env     map[string]string
+		check   func(Options) bool
+		wantErr bool
+	}{
+		{map[string]string{"MLFLOW_TRACKING_TOKEN": "t", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"},
+			func(o Options) bool { return o.Token == "t" && o.Timeout == 5*time.Second && o.MaxRetries == 2 }, false},
+		{map[string]string{"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5"},
+			func(o Options) bool { return o.MaxRetries == -1 && o.BackoffFactor == 500*time.Millisecond }, false},
+		{map[string]string{"MLFLOW_TRACKING_INSECURE_TLS": "true"}, func(o Options) bool { return o.InsecureTLS }, false},
+		{map[string]string{"MLFLOW_TRACKING_INSECURE_TLS": "maybe"}, nil, true},
+		{map[string]string{"MLFLOW_HTTP_REQUEST_TIMEOUT": "-1"}, nil, true},
+		{map[string]string{"MLFLOW_HTTP_REQUEST_TIMEOUT": "0"}, nil, true},
+		{map[string]string{"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "x"}, nil, true},
+	} {
+		for _, k := range []string{"MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_INSECURE_TLS",
+			"MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"} {
+			t.Setenv(k, tc.env[k])
+		}
+		o, err := OptionsFromEnv()
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%v: err = %v", tc.env, err)
+			continue
+		}
+		if err == nil && !tc.check(o) {
+			t.Errorf("%v: options %+v", tc.env, o)
+		}
+	}
+}
+
+// f64 writes what proto3 JSON reads, and reads what MLflow writes.
+func TestF64JSON(t *testing.T) {
+	for _, s := range []string{`1.5`, `"NaN"`, `"Infinity"`, `"-Infinity"`, `"2.5"`, `0`} {
+		var v f64
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			t.Errorf("%s: %v", s, err)
+			continue
+		}
+		b, _ := json.Marshal(v)
+		var back f64
+		json.Unmarshal(b, &back)
+		if b2, _ := json.Marshal(back); string(b2) != string(b) {
+			t.Errorf("%s: %s then %s", s, b, b2)
+		}
+	}
+	var i i64
+	if err := json.Unmarshal([]byte(`"123"`), &i); err != nil || i != 123 {
+		t.Errorf("i64 from a string: %v %v", i, err)
+	}
+	if err := json.Unmarshal([]byte(`"x"`), &i); err == nil {
+		t.Error("i64 accepted x")
+	}
+	_ = io.EOF
+}
