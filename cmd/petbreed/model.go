@@ -14,6 +14,7 @@ import (
 	"petbreed"
 	"petbreed/internal/classify"
 	"petbreed/internal/onnx"
+	"petbreed/internal/quantize"
 )
 
 func newClassesCmd() *cobra.Command {
@@ -75,6 +76,8 @@ type inspectReport struct {
 	Inputs          []string          `json:"inputs"`
 	Outputs         []string          `json:"outputs"`
 	Metadata        map[string]string `json:"metadata,omitempty"`
+	// Quantization is set for a quantized model (quantize.Describe).
+	Quantization *quantize.Summary `json:"quantization,omitempty"`
 }
 
 func newInspectCmd() *cobra.Command {
@@ -106,6 +109,11 @@ func newInspectCmd() *cobra.Command {
 			}
 			for _, o := range info.Opsets {
 				r.Opsets[o.Domain] = o.Version
+			}
+			if m, err := onnx.Decode(data); err == nil {
+				if q, ok := quantize.Describe(m); ok {
+					r.Quantization = &q
+				}
 			}
 			for _, v := range info.Inputs {
 				r.Inputs = append(r.Inputs, v.String())
@@ -146,6 +154,9 @@ func printInspect(w io.Writer, r inspectReport, info *onnx.ModelInfo) {
 	}
 	for _, s := range r.Outputs {
 		fmt.Fprintf(w, "output     %s\n", s)
+	}
+	if r.Quantization != nil {
+		fmt.Fprintf(w, "quantized  %s\n", r.Quantization)
 	}
 	for _, o := range info.Outputs {
 		if o.Name == onnx.ExportPetScore {
