@@ -76,6 +76,12 @@ func (c *Client) Experiment(name string) (string, error) {
 // not repeated blindly: the run carries a petbreed.request_id tag, and a
 // create whose answer was lost is looked for by it before another is made.
 func (c *Client) CreateRun(experimentID, runName string, tags map[string]string) (tracking.RunWriter, error) {
+	return c.CreateRunAt(experimentID, runName, tags, time.Now())
+}
+
+// CreateRunAt is CreateRun with the run's start time given, for a run
+// copied from another store (tracking.TimedTracker).
+func (c *Client) CreateRunAt(experimentID, runName string, tags map[string]string, start time.Time) (tracking.RunWriter, error) {
 	if experimentID == "" {
 		return nil, fmt.Errorf("start run: no experiment id")
 	}
@@ -107,7 +113,7 @@ func (c *Client) CreateRun(experimentID, runName string, tags map[string]string)
 		"experiment_id": experimentID,
 		"run_name":      runName,
 		"user_id":       all[tracking.TagUser],
-		"start_time":    time.Now().UnixMilli(),
+		"start_time":    start.UnixMilli(),
 		"tags":          kvList(all),
 	}
 	var got struct {
@@ -323,7 +329,11 @@ func (r *Run) LogMetrics(batch []tracking.Metric) error {
 	ts := time.Now().UnixMilli()
 	ms := make([]metricJSON, len(batch))
 	for i, m := range batch {
-		ms[i] = metricJSON{Key: m.Key, Value: f64(m.Value), Timestamp: i64(ts), Step: i64(m.Step)}
+		t := ts
+		if !m.Timestamp.IsZero() {
+			t = m.Timestamp.UnixMilli() // a copied run keeps its values' times
+		}
+		ms[i] = metricJSON{Key: m.Key, Value: f64(m.Value), Timestamp: i64(t), Step: i64(m.Step)}
 	}
 	for len(ms) > 0 {
 		n := min(len(ms), tracking.MaxMetricsPerBatch)
@@ -535,7 +545,10 @@ func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta tracking.ModelMet
 // End sets the run's terminal status and end time (runs/update). Like the
 // file store, ending a run that is no longer RUNNING changes nothing and
 // returns an error wrapping tracking.ErrRunEnded.
-func (r *Run) End(status tracking.Status) error {
+func (r *Run) End(status tracking.Status) error { return r.EndAt(status, time.Now()) }
+
+// EndAt is End with the end time given (tracking.TimedEnder).
+func (r *Run) EndAt(status tracking.Status, end time.Time) error {
 	if !status.Terminal() {
 		return fmt.Errorf("run %s: cannot end with status %s (want FINISHED, FAILED or KILLED)", r.id, status)
 	}
@@ -547,7 +560,7 @@ func (r *Run) End(status tracking.Status) error {
 		return fmt.Errorf("run %s is %s: %w", r.id, info.Status, tracking.ErrRunEnded)
 	}
 	err = r.c.post(apiPrefix+"runs/update", map[string]any{
-		"run_id": r.id, "status": status.String(), "end_time": time.Now().UnixMilli(),
+		"run_id": r.id, "status": status.String(), "end_time": end.UnixMilli(),
 	}, nil, idempotent)
 	if err != nil {
 		return fmt.Errorf("run %s: end: %w", r.id, err)
