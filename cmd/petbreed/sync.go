@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"petbreed/internal/tracking"
+	"petbreed/internal/tracking/backend"
 	"petbreed/internal/tracking/trackingsync"
 )
 
@@ -17,13 +17,13 @@ type syncEnd interface {
 	trackingsync.Dest
 }
 
-// openSyncEnd opens a tracking URI or folder for a sync.
+// openSyncEnd opens a tracking URI or folder for a sync: a file store, or
+// an MLflow server (with MLflow's MLFLOW_TRACKING_* settings).
 func openSyncEnd(uri string) (syncEnd, error) {
-	s, err := tracking.Open(uri)
-	if err != nil {
-		return nil, err
+	if uri == "" {
+		return nil, usagef("sync: an empty tracking URI")
 	}
-	return s, nil
+	return backend.Open(uri)
 }
 
 func newSyncCmd() *cobra.Command {

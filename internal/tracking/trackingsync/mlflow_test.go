@@ -1,0 +1,126 @@
+package trackingsync
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+
+	"petbreed/internal/testutil/mlflowserver"
+	"petbreed/internal/tracking"
+	"petbreed/internal/tracking/mlflowrest"
+)
+
+// The REST client keeps a copied run's times.
+var (
+	_ tracking.TimedTracker = (*mlflowrest.Client)(nil)
+	_ tracking.TimedEnder   = (*mlflowrest.Run)(nil)
+)
+
+// A run made offline is published to a real MLflow server and comes back:
+// file store → server (checked through the REST API itself), again (nothing
+// copied), server → a new file store (the same run as the original), and
+// server → the original store (nothing copied).
+func TestSyncMLflowServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an MLflow server")
+	}
+	srv := mlflowserver.Start(t, "file")
+	f := newFixture(t)
+	c, err := mlflowrest.New(srv.URL, mlflowrest.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := Sync(ctx, f.store, c, Options{Registry: true})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, srv.Log())
+	}
+	if res.Copied() != 2 || len(res.Versions) != 1 || len(res.Aliases) != 1 {
+		t.Fatalf("file store → server: %+v", res)
+	}
+	for _, w := range res.Warnings {
+		t.Errorf("warning: %s", w)
+	}
+	done := byFrom(res)[f.done]
+
+	// What the server holds, by its own API.
+	var got struct {
+		Run mlflowserver.Run `json:"run"`
+	}
+	srv.Must(t, "GET", "mlflow/runs/get", map[string][]string{"run_id": {done.To}}, nil, &got)
+	run := &got.Run
+	src, _ := f.store.GetRun(f.done)
+	if run.Info.RunName != src.Name || run.Info.Status != "FINISHED" ||
+		run.Info.StartTime != src.Start.UnixMilli() || run.Info.EndTime != src.End.UnixMilli() {
+		t.Errorf("server run info %+v; want name %q FINISHED start %d end %d", run.Info, src.Name, src.Start.UnixMilli(), src.End.UnixMilli())
+	}
+	if run.Param("lr") != "0.001" || run.Tag("petbreed.recipe") != "baseline" || run.Tag(TagOrigin) != f.done || run.Tag(TagComplete) != "true" {
+		t.Errorf("server run params %v tags %v", run.Data.Params, run.Data.Tags)
+	}
+	if srv.ExperimentID(t, "pet-breed") != run.Info.ExperimentID {
+		t.Errorf("run in experiment %s, not pet-breed's", run.Info.ExperimentID)
+	}
+	for key := range src.Metrics {
+		want, _ := f.store.MetricHistory(f.done, key)
+		h := srv.History(t, done.To, key)
+		if len(h) != len(want) {
+			t.Errorf("metric %s: %d values on the server, %d in the store", key, len(h), len(want))
+			continue
+		}
+		for i := range want {
+			if h[i].Step != want[i].Step || h[i].Value != want[i].Value || h[i].Timestamp != want[i].Timestamp.UnixMilli() {
+				t.Errorf("metric %s[%d]: server %+v, store %+v", key, i, h[i], want[i])
+			}
+		}
+	}
+	files := srv.Artifacts(t, run)
+	want, err := listAll(f.store, f.done, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(want) {
+		t.Errorf("server artifacts %v, store %v", files, want)
+	}
+	for p := range want {
+		if !bytes.Equal(srv.Download(t, run, p), readArtifact(t, f.store, f.done, p)) {
+			t.Errorf("artifact %s differs on the server", p)
+		}
+	}
+	vs := srv.Versions(t, "pet-breed")
+	if len(vs) != 1 || vs[0].RunID != done.To || srv.Alias(t, "pet-breed", "champion") != vs[0].Version {
+		t.Errorf("server versions %+v, champion %q", vs, srv.Alias(t, "pet-breed", "champion"))
+	}
+
+	// Again: nothing.
+	res, err = Sync(ctx, f.store, c, Options{Registry: true})
+	if err != nil || res.Copied() != 0 || len(res.Aliases) != 0 || res.Versions[0].Copied {
+		t.Errorf("second sync: %+v, %v", res, err)
+	}
+	if n := len(srv.Versions(t, "pet-breed")); n != 1 {
+		t.Errorf("the second sync registered again: %d versions", n)
+	}
+	// Back to a new store: the same runs.
+	back, err := tracking.Open(filepath.Join(t.TempDir(), "back"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = Sync(ctx, c, back, Options{Registry: true})
+	if err != nil || res.Copied() != 2 {
+		t.Fatalf("server → file store: %+v, %v", res, err)
+	}
+	b := byFrom(res)[done.To]
+	sameRun(t, f.store, f.done, back, b.To)
+	ref, err := back.Resolve("models:/pet-breed@champion")
+	if err != nil || ref.RunID != b.To {
+		t.Errorf("the copy's champion: %+v, %v", ref, err)
+	}
+	// And to the original: nothing, the originals are there.
+	res, err = Sync(ctx, c, f.store, Options{Registry: true})
+	if err != nil || res.Copied() != 0 || len(res.Aliases) != 0 {
+		t.Errorf("server → the original store: %+v, %v", res, err)
+	}
+	if vs, _ := f.store.ModelVersions("pet-breed"); len(vs) != 1 {
+		t.Errorf("the original store got versions %+v", vs)
+	}
+}
