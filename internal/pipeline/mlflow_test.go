@@ -1,0 +1,248 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"petbreed/internal/testassets"
+	"petbreed/internal/testutil/mlflowserver"
+	"petbreed/internal/tracking"
+	"petbreed/internal/tracking/mlflowrest"
+)
+
+// artifactsWithRunIDs are the artifacts that name their run or the time
+// they were made (MLflow's MLmodel: run_id, utc_time_created), so a copy in
+// another backend differs from the file store's in those bytes only.
+var artifactsWithRunIDs = map[string]bool{"model/MLmodel": true}
+
+// petsOptions is the default pipeline on pets-3breeds with a feature cache.
+func petsOptions(tb testing.TB, cache string) Options {
+	return Options{
+		Data:     testassets.Path(tb, "pets-3breeds"),
+		Backbone: testassets.Path(tb, "backbone", "mobilenetv2-12-int8.onnx"),
+		Config:   DefaultConfig(),
+		CacheDir: cache,
+	}
+}
+
+// The default pipeline on pets-3breeds against a real MLflow server, with
+// the sqlite and the file backend, checked through MLflow's REST API with
+// plain net/http against the same pipeline on the file store: the same
+// runs, params, full metric histories, artifacts byte for byte, the
+// registered version and the alias. Then the sqlite server is killed in the
+// middle of a pipeline and restarted: the client's retries carry the
+// pipeline over, and what the server holds is again the whole of it.
+func TestPipelineMLflowServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MLflow servers and runs the pipeline four times")
+	}
+	if testing.Verbose() {
+		t.Log("starting the servers beside the file store's pipeline")
+	}
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	wait := mlflowserver.StartAsync(t, "sqlite", "file")
+	// The reference, which also fills the feature cache.
+	o := petsOptions(t, cache)
+	o.Tracking = filepath.Join(dir, "mlruns")
+	ref, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := tracking.Open(ref.Tracking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvs := wait()
+	for _, srv := range srvs {
+		t.Run(srv.Backend, func(t *testing.T) {
+			c, err := mlflowrest.New(srv.URL, mlflowrest.Options{CacheDir: filepath.Join(dir, "models-"+srv.Backend)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := petsOptions(t, cache)
+			o.Store = c
+			sum, err := Run(context.Background(), o)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, srv.Log())
+			}
+			if sum.Tracking != srv.URL || sum.ModelVersion != 1 {
+				t.Errorf("summary: tracking %q version %d", sum.Tracking, sum.ModelVersion)
+			}
+			checkServerRuns(t, srv, DefaultConfig().MLflowExperiment, store, ref, sum)
+		})
+	}
+	t.Run("killed", func(t *testing.T) {
+		srv := srvs[0]
+		c, err := mlflowrest.New(srv.URL, mlflowrest.Options{CacheDir: filepath.Join(dir, "models-killed")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := petsOptions(t, cache)
+		o.Store = c
+		o.Config.MLflowExperiment = "killed"
+		o.Config.RegisteredModel = "pet-breed-killed"
+		done := make(chan struct{})
+		var sum *Summary
+		go func() {
+			defer close(done)
+			sum, err = Run(context.Background(), o)
+		}()
+		// Kill it in the middle (after 40 calls of about 180), restart it at
+		// once; a restart takes seconds, which the client's backoff waits out.
+		for deadline := time.Now().Add(2 * time.Minute); c.Calls() < 40; time.Sleep(2 * time.Millisecond) {
+			select {
+			case <-done:
+				t.Fatalf("the pipeline ended before the kill: %v", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no 40 calls in 2 minutes")
+			}
+		}
+		srv.Kill()
+		killedAt := c.Calls()
+		srv.Restart(t)
+		<-done
+		t.Logf("killed after %d calls, %d calls in all", killedAt, c.Calls())
+		if err != nil {
+			t.Fatalf("the pipeline failed across a restart: %v", err)
+		}
+		for _, r := range sum.Runs {
+			if r.Status != "FINISHED" {
+				t.Errorf("run %s (%s) is %s across a restart: %s", r.Name, r.RunID, r.Status, r.Error)
+			}
+		}
+		checkServerRuns(t, srv, "killed", store, ref, sum)
+	})
+}
+
+// checkServerRuns compares what the server holds (read with plain REST
+// calls) with the same pipeline's file store.
+func checkServerRuns(t *testing.T, srv *mlflowserver.Server, experiment string, store *tracking.Store, ref, sum *Summary) {
+	t.Helper()
+	expID := srv.ExperimentID(t, experiment)
+	if expID == "" {
+		t.Fatalf("no experiment %q on the server", experiment)
+	}
+	runs := srv.Runs(t, expID)
+	if len(runs) != len(ref.Runs) {
+		t.Fatalf("%d runs on the server, %d in the file store", len(runs), len(ref.Runs))
+	}
+	local := map[string]string{} // run name -> file store run id
+	for _, r := range ref.Runs {
+		local[r.Name] = r.RunID
+	}
+	// The server's run ids in place of the file store's, in what names runs
+	// (the refit's and the champion's tags, the model's provenance).
+	var ids []string
+	for _, r := range runs {
+		ids = append(ids, local[r.Info.RunName], r.Info.RunID)
+	}
+	toServer := strings.NewReplacer(ids...)
+	for i := range runs {
+		run := &runs[i]
+		name := run.Info.RunName
+		want, err := store.GetRun(local[name])
+		if err != nil {
+			t.Fatalf("server run %q: no such run in the file store (%v)", name, err)
+		}
+		if run.Info.Status != want.Status.String() || run.Info.EndTime < run.Info.StartTime || run.Info.StartTime == 0 {
+			t.Errorf("%s: status %s start %d end %d, want %s", name, run.Info.Status, run.Info.StartTime, run.Info.EndTime, want.Status)
+		}
+		if len(run.Data.Params) != len(want.Params) {
+			t.Errorf("%s: %d params, want %d", name, len(run.Data.Params), len(want.Params))
+		}
+		for k, v := range want.Params {
+			if got := run.Param(k); got != v {
+				t.Errorf("%s: param %s = %q, want %q", name, k, got, v)
+			}
+		}
+		for _, k := range []string{tracking.TagUser, tracking.TagSourceName, tracking.TagSourceType} {
+			if run.Tag(k) == "" {
+				t.Errorf("%s: no tag %s", name, k)
+			}
+		}
+		for k, v := range want.Tags {
+			if strings.HasPrefix(k, "petbreed.") && k != tracking.TagPID && k != tracking.TagHost && k != tracking.TagProcStart && run.Tag(k) != toServer.Replace(v) {
+				t.Errorf("%s: tag %s = %q, want %q", name, k, run.Tag(k), v)
+			}
+		}
+		for key := range want.Metrics {
+			h := srv.History(t, run.Info.RunID, key)
+			wh, _ := store.MetricHistory(want.ID, key)
+			if len(h) != len(wh) {
+				t.Errorf("%s: metric %s has %d values, want %d", name, key, len(h), len(wh))
+				continue
+			}
+			for j := range wh {
+				timing := key == tracking.MetricTrainSeconds // measured: differs run to run
+				if h[j].Step != wh[j].Step || h[j].Value != wh[j].Value && !timing {
+					t.Errorf("%s: metric %s[%d] = step %d value %v, want %d %v", name, key, j, h[j].Step, h[j].Value, wh[j].Step, wh[j].Value)
+				}
+			}
+		}
+		files := srv.Artifacts(t, run)
+		wantFiles := map[string]int64{}
+		listFiles(t, store, want.ID, "", wantFiles)
+		if len(files) != len(wantFiles) {
+			t.Errorf("%s: artifacts %v, want %v", name, files, wantFiles)
+		}
+		for p := range wantFiles {
+			got := srv.Download(t, run, p)
+			if artifactsWithRunIDs[p] {
+				if !bytes.Contains(got, []byte(run.Info.RunID)) {
+					t.Errorf("%s: %s does not name the run %s", name, p, run.Info.RunID)
+				}
+				continue
+			}
+			rc, err := store.OpenArtifact(want.ID, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			b.ReadFrom(rc)
+			rc.Close()
+			if !bytes.Equal(got, []byte(toServer.Replace(b.String()))) {
+				t.Errorf("%s: artifact %s differs (%d bytes on the server, %d in the file store)", name, p, len(got), b.Len())
+			}
+		}
+	}
+	vs := srv.Versions(t, sum.ModelName)
+	if len(vs) != 1 || vs[0].RunID != sum.ChampionRunID || vs[0].Status != "READY" {
+		t.Fatalf("versions %+v, want one READY version of run %s", vs, sum.ChampionRunID)
+	}
+	if a := srv.Alias(t, sum.ModelName, DefaultConfig().Alias); a != vs[0].Version {
+		t.Errorf("alias %s -> %q, want %s", DefaultConfig().Alias, a, vs[0].Version)
+	}
+	// The model the summary resolved is the server's, byte for byte.
+	for i := range runs {
+		if runs[i].Info.RunID == sum.ChampionRunID {
+			onnx := srv.Download(t, &runs[i], "model/model.onnx")
+			local, err := os.ReadFile(sum.ModelPath)
+			if err != nil || !bytes.Equal(onnx, local) {
+				t.Errorf("the resolved champion %s differs from the server's model.onnx (%v)", sum.ModelPath, err)
+			}
+		}
+	}
+}
+
+func listFiles(t *testing.T, s *tracking.Store, runID, dir string, out map[string]int64) {
+	t.Helper()
+	ents, err := s.ListArtifacts(runID, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir {
+			listFiles(t, s, runID, e.Path, out)
+		} else {
+			out[e.Path] = e.Size
+		}
+	}
+}
