@@ -98,6 +98,16 @@ func TestABReport(t *testing.T) {
 		rep.Versions[1].Test.Significant != true || rep.Versions[1].Test.Diff >= 0 {
 		t.Errorf("%+v", rep)
 	}
+
+	// Two servers' logs read as one.
+	code, out, errs = cli(t, "ab", "report", "--json", path, writeABLog(t))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	rep = ab.Report{}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Records != 400 || rep.Versions[0].Requests != 200 {
+		t.Errorf("%v %+v", err, rep)
+	}
 }
 
 func TestABReportErrors(t *testing.T) {
@@ -110,7 +120,7 @@ func TestABReportErrors(t *testing.T) {
 		msg  string
 	}{
 		{"no log", []string{"ab", "report"}, 2, "arg"},
-		{"two logs", []string{"ab", "report", path, path}, 2, "arg"},
+		{"a missing second log", []string{"ab", "report", path, filepath.Join(dir, "none.jsonl")}, 1, "no prediction log at"},
 		{"no subcommand", []string{"ab"}, 2, "subcommand"},
 		{"unknown flag", []string{"ab", "report", "--bogus", path}, 2, "unknown flag"},
 		{"unknown champion", []string{"ab", "report", "--champion", "7", path}, 2, "no such version"},

@@ -34,6 +34,42 @@ type entry struct {
 	Label     string                `json:"label,omitempty"` // feedback: the true label
 }
 
+// seen is an entry as read back: what the comparison needs, the top-1 only.
+type seen struct {
+	Kind      string  `json:"kind"`
+	RequestID string  `json:"request_id"`
+	Model     string  `json:"model"`
+	Version   string  `json:"version"`
+	Shadow    bool    `json:"shadow"`
+	TopK      top1    `json:"top_k"`
+	LatencyMS float64 `json:"latency_ms"`
+	Label     string  `json:"label"`
+}
+
+// top1 reads only the first of a top-k list.
+type top1 struct {
+	petbreed.Prediction
+	ok bool
+}
+
+func (t *top1) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		if tok == nil && err == nil { // null
+			return nil
+		}
+		return errors.New("top_k: not a list")
+	}
+	if !dec.More() {
+		return nil
+	}
+	if err := dec.Decode(&t.Prediction); err != nil {
+		return err
+	}
+	t.ok = true
+	return nil
+}
+
 func entryOf(r Record) entry {
 	t := r.Time
 	if t.IsZero() {
@@ -44,6 +80,42 @@ func entryOf(r Record) entry {
 		Unit: clip(r.Unit), Model: clip(r.Model), Version: clip(r.Version),
 		Shadow: r.Shadow, TopK: r.TopK, LatencyMS: r.LatencyMS,
 	}
+}
+
+// kept is an entry as a report needs it, small: the log's entries are
+// held in memory by a live log (a line of the file is about 1.6 times its size).
+type kept struct {
+	RequestID, Model, Version string
+	Top1                      string // the top-1 label ("" if none)
+	Label                     string // feedback: the true label
+	Conf, LatencyMS           float32
+	Shadow, Feedback, HasTop  bool
+}
+
+// kept is the entry as a report reads it.
+func (e entry) kept() kept {
+	k := kept{RequestID: e.RequestID, Model: e.Model, Version: e.Version, Label: e.Label,
+		LatencyMS: float32(e.LatencyMS), Shadow: e.Shadow, Feedback: e.Kind == kindFeedback}
+	if len(e.TopK) > 0 {
+		k.Top1, k.Conf, k.HasTop = e.TopK[0].Label, e.TopK[0].Probability, true
+	}
+	return k
+}
+
+// kept is the line read back; in interns the strings many lines share.
+func (e *seen) kept(in map[string]string) kept {
+	intern := func(s string) string {
+		if v, ok := in[s]; ok {
+			return v
+		}
+		if len(in) < 4096 {
+			in[s] = s
+		}
+		return s
+	}
+	return kept{RequestID: e.RequestID, Model: intern(e.Model), Version: intern(e.Version), Top1: intern(e.TopK.Label),
+		Label: intern(e.Label), Conf: e.TopK.Probability, LatencyMS: float32(e.LatencyMS), Shadow: e.Shadow,
+		Feedback: e.Kind == kindFeedback, HasTop: e.TopK.ok}
 }
 
 // clip cuts s to MaxField bytes, at a rune boundary.
@@ -84,19 +156,29 @@ const maxRotated = 1000
 
 // Entries is what reading a log found.
 type Entries struct {
-	entries []entry
+	entries []kept
 	Skipped int // lines that were not a valid entry (a torn last line, say)
 }
 
-// Read reads the log at path with its rotated files, oldest first. A line
-// that is not a valid entry (a torn last line after a crash) is skipped and
-// counted; a file that cannot be read is an error.
-func Read(path string) (*Entries, error) {
-	files, err := Files(path)
-	if err != nil {
-		return nil, err
+// Read reads the log at each path with its rotated files, oldest first,
+// one log after the other (the logs of several servers read as one). A
+// line that is not a valid entry (a torn last line after a crash) is
+// skipped and counted; a file that cannot be read is an error.
+func Read(paths ...string) (*Entries, error) {
+	all := &Entries{}
+	for _, path := range paths {
+		files, err := Files(path)
+		if err != nil {
+			return nil, err
+		}
+		es, err := readFiles(files)
+		if err != nil {
+			return nil, err
+		}
+		all.entries = append(all.entries, es.entries...)
+		all.Skipped += es.Skipped
 	}
-	return readFiles(files)
+	return all, nil
 }
 
 func readFiles(files []string) (*Entries, error) {
@@ -146,14 +228,15 @@ func readOpen(fs []*os.File) (*Entries, error) {
 // read appends the entries of one file.
 func (es *Entries) read(r io.Reader) error {
 	br := bufio.NewReaderSize(r, 64<<10)
+	in := map[string]string{}
 	for {
 		line, err := readLine(br)
 		if len(line) > 0 {
-			var e entry
+			var e seen
 			if json.Unmarshal(line, &e) != nil || !e.valid() {
 				es.Skipped++
 			} else {
-				es.entries = append(es.entries, e)
+				es.entries = append(es.entries, e.kept(in))
 			}
 		}
 		if err == io.EOF {
@@ -197,7 +280,7 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
-func (e *entry) valid() bool {
+func (e *seen) valid() bool {
 	if e.RequestID == "" {
 		return false
 	}
@@ -208,37 +291,4 @@ func (e *entry) valid() bool {
 		return e.Label != ""
 	}
 	return false
-}
-
-// read reads the live log's files; the writer does not rotate while they
-// are being opened. A log with no file yet has no entries.
-func (l *Log) read() (*Entries, error) {
-	l.files.Lock()
-	files, err := Files(l.path)
-	if errors.Is(err, os.ErrNotExist) {
-		l.files.Unlock()
-		return &Entries{}, nil
-	}
-	if err != nil {
-		l.files.Unlock()
-		return nil, err
-	}
-	fs, err := openFiles(files)
-	l.files.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	return readOpen(fs)
-}
-
-// scan calls fn with every entry of the log's files (none yet is fine).
-func (l *Log) scan(fn func(entry)) error {
-	es, err := l.read()
-	if err != nil {
-		return err
-	}
-	for _, e := range es.entries {
-		fn(e)
-	}
-	return nil
 }

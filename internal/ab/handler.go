@@ -40,8 +40,9 @@ func (l *Log) FeedbackHandler() http.Handler {
 			httpjson.WriteError(w, httpjson.Errorf(http.StatusNotFound, "unknown request", "the prediction log has no request %q", fb.RequestID))
 			return
 		}
-		line, err := json.Marshal(entry{Kind: kindFeedback, RequestID: fb.RequestID, Time: time.Now().UTC(), Label: fb.Label})
-		if err != nil || !l.send(line) {
+		e := entry{Kind: kindFeedback, RequestID: fb.RequestID, Time: time.Now().UTC(), Label: fb.Label}
+		line, err := json.Marshal(e)
+		if err != nil || !l.send(line, e.kept()) {
 			httpjson.WriteError(w, &httpjson.Error{Status: http.StatusServiceUnavailable, Msg: "prediction log busy", Detail: "the feedback was not recorded; retry"})
 			return
 		}
@@ -124,11 +125,7 @@ func (l *Log) Report(champion string) (*Report, *httpjson.Error) {
 		rep.Dropped = l.dropped.Load()
 		return &rep, nil
 	}
-	es, err := l.read()
-	if err != nil {
-		return nil, &httpjson.Error{Status: http.StatusInternalServerError, Msg: "cannot read the prediction log", Detail: err.Error(), Cause: err}
-	}
-	rep, err := es.Compare(champion)
+	rep, err := l.snapshot().Compare(champion)
 	if err != nil {
 		return nil, &httpjson.Error{Status: http.StatusBadRequest, Msg: "unknown champion", Detail: err.Error()}
 	}

@@ -19,6 +19,7 @@ import (
 	"hash/maphash"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,20 +88,27 @@ type Log struct {
 	written atomic.Uint64
 	werr    atomic.Value // the writer's last error (error), for Close
 
-	// files is held by the writer while it rotates and by readers while
-	// they open the files, so a reader never misses a file mid-rename.
-	files sync.Mutex
-
 	ids *idSet
+
+	// mem mirrors the files' entries, oldest first, so a live report does
+	// not decode the files again: the writer appends what it writes and
+	// drops the oldest file's entries when rotation deletes it. counts[i]
+	// is how many entries file i holds (0: path, i: path.i).
+	memMu   sync.Mutex
+	mem     []kept
+	counts  []int
+	skipped int // unreadable lines in the files at Open
 
 	cacheMu  sync.Mutex // one report at a time; guards the cache
 	cache    *Report
 	cacheKey reportKey
 }
 
-// item is what the writer is handed: one line to append.
+// item is what the writer is handed: one line to append, and the line as
+// the report reads it (kept in memory once written).
 type item struct {
 	line []byte
+	e    kept
 }
 
 // Open opens (or creates) the log at path, bounded to maxBytes in total
@@ -121,13 +129,10 @@ func OpenOptions(path string, o Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("prediction log: %w", err)
 	}
-	// Learn the ids already logged, oldest first, so feedback for a request
-	// answered before a restart is still accepted.
-	if err := l.scan(func(e entry) {
-		if e.Kind == kindPrediction {
-			l.ids.add(e.RequestID)
-		}
-	}); err != nil {
+	// Learn the entries (and ids) already logged, oldest first, so a report
+	// covers them and feedback for a request answered before a restart is
+	// still accepted.
+	if err := l.load(); err != nil {
 		return nil, err
 	}
 	f, size, err := openAppend(path)
@@ -174,8 +179,9 @@ func openAppend(path string) (*os.File, int64, error) {
 // Record logs r without waiting: when the writer is behind and the queue
 // is full (or the log is closed), r is dropped and counted (Dropped).
 func (l *Log) Record(r Record) {
-	line, err := json.Marshal(entryOf(r))
-	if err != nil || !l.send(line) { // err: a NaN latency, not worth a line
+	e := entryOf(r)
+	line, err := json.Marshal(e)
+	if err != nil || !l.send(line, e.kept()) { // err: a NaN latency, not worth a line
 		l.dropped.Add(1)
 		return
 	}
@@ -184,14 +190,14 @@ func (l *Log) Record(r Record) {
 
 // send hands a line to the writer unless the queue is full or the log is
 // closed. It never waits.
-func (l *Log) send(line []byte) bool {
+func (l *Log) send(line []byte, e kept) bool {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
 		return false
 	}
 	select {
-	case l.ch <- item{line: line}:
+	case l.ch <- item{line: line, e: e}:
 		return true
 	default:
 		return false
@@ -262,6 +268,7 @@ func (l *Log) writer(f *os.File, size int64) {
 			} else {
 				f, size = nf, 0
 				w.Reset(f)
+				l.rotated()
 			}
 		}
 		w.Write(it.line)
@@ -270,6 +277,10 @@ func (l *Log) writer(f *os.File, size int64) {
 			return
 		}
 		size += n
+		l.memMu.Lock()
+		l.mem = append(l.mem, it.e)
+		l.counts[0]++
+		l.memMu.Unlock()
 		l.written.Add(1)
 	}
 	flush := func() {
@@ -315,8 +326,6 @@ loop:
 // rotate closes the current file, shifts path.i to path.i+1 (the oldest,
 // path.Files, is replaced) and path to path.1, and opens a new path.
 func (l *Log) rotate(f *os.File) (*os.File, error) {
-	l.files.Lock()
-	defer l.files.Unlock()
 	if err := f.Sync(); err != nil {
 		return nil, err
 	}
@@ -336,6 +345,56 @@ func (l *Log) rotate(f *os.File) (*os.File, error) {
 }
 
 func rotated(path string, i int) string { return fmt.Sprintf("%s.%d", path, i) }
+
+// rotated follows a rotation in mem: the oldest file's entries are gone,
+// every other file moved up one.
+func (l *Log) rotated() {
+	l.memMu.Lock()
+	defer l.memMu.Unlock()
+	last := len(l.counts) - 1
+	if gone := l.counts[last]; gone > 0 {
+		// A new array: the old one may be in a report being computed, and
+		// the dropped entries are freed.
+		l.mem = slices.Clone(l.mem[gone:])
+	}
+	copy(l.counts[1:], l.counts[:last])
+	l.counts[0] = 0
+}
+
+// load reads the log's files into mem and the ids, oldest first.
+func (l *Log) load() error {
+	l.counts = make([]int, l.opt.Files+1)
+	for i := l.opt.Files; i >= 0; i-- {
+		name := l.path
+		if i > 0 {
+			name = rotated(l.path, i)
+		}
+		es, err := readFiles([]string{name})
+		if err != nil {
+			return err
+		}
+		if l.mem == nil {
+			l.mem = make([]kept, 0, len(es.entries))
+		}
+		l.mem = append(l.mem, es.entries...)
+		l.counts[i] = len(es.entries)
+		l.skipped += es.Skipped
+	}
+	for _, e := range l.mem {
+		if !e.Feedback {
+			l.ids.add(e.RequestID)
+		}
+	}
+	return nil
+}
+
+// snapshot is the entries written so far. The writer only appends beyond
+// its length, or replaces the array, so it can be read without the lock.
+func (l *Log) snapshot() *Entries {
+	l.memMu.Lock()
+	defer l.memMu.Unlock()
+	return &Entries{entries: l.mem[:len(l.mem):len(l.mem)], Skipped: l.skipped}
+}
 
 // idSet remembers the last n request ids (as 64-bit hashes), oldest forgotten first.
 type idSet struct {

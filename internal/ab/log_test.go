@@ -40,7 +40,7 @@ func TestRecordRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(es.entries) != 3 || es.Skipped != 0 || es.entries[2].RequestID != "c" || !es.entries[2].Shadow ||
-		es.entries[0].TopK[0].Label != "Abyssinian" {
+		es.entries[0].Top1 != "Abyssinian" {
 		t.Errorf("%+v", es)
 	}
 	if l.Dropped() != 0 || l.Written() != 3 {
@@ -68,11 +68,34 @@ func TestRotation(t *testing.T) {
 			}
 		}
 	}
+	// The live report (from memory) covers exactly what the files hold.
+	live, herr := l.Report("")
+	if herr != nil {
+		t.Fatal(herr)
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if l.Dropped() != 0 {
 		t.Fatalf("%d dropped", l.Dropped())
+	}
+	fromFiles, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := fromFiles.Compare(""); err != nil || rep.Records != live.Records || live.Records == 0 || live.Records >= n {
+		t.Errorf("the live report has %d records, the files %d (%v)", live.Records, rep.Records, err)
+	}
+	// Reopened, the log knows the same entries.
+	l2, err := OpenOptions(path, Options{MaxBytes: bound, Files: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, herr := l2.Report(""); herr != nil || again.Records != live.Records {
+		t.Errorf("reopened: %+v %v", again, herr)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
 	}
 	files, err := Files(path)
 	if err != nil {

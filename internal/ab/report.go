@@ -126,7 +126,7 @@ func (es *Entries) Compare(champion string) (*Report, error) {
 	rep := &Report{Skipped: es.Skipped, Versions: []VersionStats{}}
 	primary := 0
 	for _, e := range es.entries {
-		if e.Kind == kindFeedback {
+		if e.Feedback {
 			labels[e.RequestID] = e.Label
 			continue
 		}
@@ -144,11 +144,11 @@ func (es *Entries) Compare(champion string) (*Report, error) {
 			primary++
 		}
 		top1 := ""
-		if len(e.TopK) > 0 {
-			top1 = e.TopK[0].Label
-			s.conf += float64(e.TopK[0].Probability)
+		if e.HasTop {
+			top1 = e.Top1
+			s.conf += float64(e.Conf)
 		}
-		s.lat += e.LatencyMS
+		s.lat += float64(e.LatencyMS)
 		s.n++
 		as := answers[e.RequestID]
 		if i := slices.IndexFunc(as, func(a answer) bool { return a.key == key }); i >= 0 {
