@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # make test-deploy: prove the Kubernetes and KServe manifests in deploy/ on a
 # real control plane, all on loopback and torn down at the end:
-#   1. render both overlays with kustomize (and with kubectl kustomize);
+#   1. render the overlays with kustomize (and with kubectl kustomize): dev,
+#      prod, and prod with an A/B test (ab) or a KServe canary (canary);
 #   2. start etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 #      (one pinned release, built by scripts/kube-build.sh) and kwok (fake
 #      nodes: it marks pods running and ready, and Job pods succeeded; no
 #      container runs);
 #   3. install KServe's InferenceService CRD (third_party/kserve/);
-#   4. kubectl apply --dry-run=server of everything both overlays render;
+#   4. kubectl apply --dry-run=server of everything the overlays render;
 #   5. every manifest in deploy/bad/ must be refused, with the expected message;
 #   6. a real apply of both overlays: the HPA scales the Deployment to its
 #      minimum and it rolls out, the Service's EndpointSlices list every pod,
@@ -101,8 +102,8 @@ start() { # name command...
 mkdir -p "$work/logs" "$work/pki"
 
 # 1. Render.
-say "render deploy/overlays/{dev,prod} with kustomize $("$kustomize" version 2>/dev/null)"
-for o in dev prod; do
+say "render deploy/overlays/{dev,prod,ab,canary} with kustomize $("$kustomize" version 2>/dev/null)"
+for o in dev prod ab canary; do
   "$kustomize" build "$root/deploy/overlays/$o" >"$work/$o.yaml"
   "$kubectl" kustomize "$root/deploy/overlays/$o" >"$work/$o.kubectl.yaml"
   a=$(grep -E '^kind:|^  name:' "$work/$o.yaml")
@@ -215,9 +216,9 @@ crd_ready() {
 }
 poll 60 "the InferenceService CRD to be served" crd_ready
 
-# 4. Server-side dry runs of both overlays (the namespaces must exist).
+# 4. Server-side dry runs of the overlays (the namespaces must exist).
 for ns in petbreed-dev petbreed; do "$kubectl" create namespace "$ns" >/dev/null; done
-for o in dev prod; do
+for o in dev prod ab canary; do
   say "kubectl apply --dry-run=server: overlay $o"
   out=$("$kubectl" apply --dry-run=server --validate=strict -f "$work/$o.yaml" 2>&1) ||
     { echo "$out"; fail "the API server refused overlay $o"; }
