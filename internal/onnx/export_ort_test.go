@@ -39,7 +39,7 @@ func openBytes(t *testing.T, name string, data []byte, opts onnxrt.Options) *onn
 }
 
 // imageBatch prepares real images as the backbone expects them.
-func imageBatch(t *testing.T, paths ...string) []float32 {
+func imageBatch(t testing.TB, paths ...string) []float32 {
 	t.Helper()
 	pre := petbreed.DefaultPreprocess()
 	norm := imaging.NewNormalizer(pre.Mean, pre.Std)

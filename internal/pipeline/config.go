@@ -121,6 +121,9 @@ type Config struct {
 	CVBelow int      `yaml:"cv_below"`
 	CVFolds int      `yaml:"cv_folds"`
 	Recipes []Recipe `yaml:"experiments"`
+	// TTA names the test-time views averaged inside the exported model
+	// (onnx.TTAViews: "flip"); none by default.
+	TTA []string `yaml:"tta,omitempty"`
 }
 
 // MaxCVFolds bounds cv_folds.
@@ -218,6 +221,9 @@ func (c Config) Validate() error {
 	if c.CVFolds < 2 || c.CVFolds > MaxCVFolds {
 		errs = append(errs, fmt.Errorf("cv_folds %d: want 2 to %d", c.CVFolds, MaxCVFolds))
 	}
+	if err := checkTTA(c.TTA); err != nil {
+		errs = append(errs, err)
+	}
 	if len(c.Recipes) == 0 {
 		errs = append(errs, errors.New("no experiments"))
 	}
@@ -237,3 +243,8 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// TrainViews are the views of trainval images the configuration's recipes
+// train on (Original first): what Run computes for trainval, and what
+// `petbreed features` should compute to fill the cache for it.
+func (c Config) TrainViews() []features.View { return viewsOf(c.Recipes) }

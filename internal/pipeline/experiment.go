@@ -28,6 +28,10 @@ type runEnv struct {
 	common  map[string]string
 	logf    func(string, ...any)
 	seed    uint64
+	// export and exportMeta add the pet check and test-time views to the
+	// exported model (pet.go).
+	export     onnx.ExportOptions
+	exportMeta map[string]string
 }
 
 func (e Recipe) trainConfig(seed uint64) train.Config {
@@ -258,7 +262,10 @@ func (env *runEnv) logModel(run tracking.RunWriter, head *train.Head) (string, e
 		petbreed.MetaRunID:      run.RunID(),
 		petbreed.MetaBackbone:   env.ext.SHA256(),
 	}
-	model, err := onnx.Export(env.ext.Model(), env.ext.Features(), head.W, head.B, len(env.classes), meta)
+	for k, v := range env.exportMeta {
+		meta[k] = v
+	}
+	model, err := onnx.ExportWith(env.ext.Model(), env.ext.Features(), head.W, head.B, len(env.classes), meta, env.export)
 	if err != nil {
 		return "", fmt.Errorf("export: %w", err)
 	}
@@ -315,7 +322,7 @@ func (env *runEnv) register(ctx context.Context, runID string, head *train.Head,
 		return nil, err
 	}
 	path := ref.Path
-	if err := verifyExport(path, head, env.ext, testSamples); err != nil {
+	if err := verifyExport(path, head, env.ext, testSamples, env.export.TTA); err != nil {
 		return nil, err
 	}
 	version, err := env.store.CreateModelVersion(cfg.RegisteredModel, src, runID)

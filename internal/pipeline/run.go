@@ -182,6 +182,12 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	val := rowsTV.gather(span(nTr, nTr+nVa), orig)
 	test := newViewRows(frTest, ds.Test).gather(span(0, len(ds.Test)), orig)
 	sum.Train, sum.Val, sum.Test = rowsTV.gather(span(0, nTr), orig).N(), val.N(), test.N()
+	// The exported model's pet check, calibrated on trainval (pet.go).
+	tvOrig := rowsTV.gather(span(0, len(tv)), orig)
+	exportOpt, exportMeta, err := petExport(ext, tvOrig.X, tvOrig.N(), cfg.TTA, logf)
+	if err != nil {
+		return nil, err
+	}
 
 	// Selection by the validation split, or by k-fold cross-validation over
 	// all of trainval when the split is too small to trust.
@@ -232,7 +238,8 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 		"seed":            strconv.FormatUint(cfg.Seed, 10),
 		"preprocess":      mustJSON(ext.Preprocess()),
 	}
-	env := &runEnv{store: store, expID: expID, ext: ext, classes: ds.Classes, common: common, logf: logf, seed: cfg.Seed}
+	env := &runEnv{store: store, expID: expID, ext: ext, classes: ds.Classes, common: common, logf: logf, seed: cfg.Seed,
+		export: exportOpt, exportMeta: exportMeta}
 
 	// Experiments.
 	t = time.Now()

@@ -19,10 +19,13 @@ const exportTolerance = 1e-4
 // verifyExport checks, before a model is registered, that the exported ONNX
 // file run on real images gives the probabilities the trained head gives on
 // the backbone's features of the same images.
-func verifyExport(modelPath string, head *train.Head, ext *features.Extractor, samples []dataset.Sample) error {
+// With test-time views (tta), the model answers the mean over the image
+// and its mirror.
+func verifyExport(modelPath string, head *train.Head, ext *features.Extractor, samples []dataset.Sample, tta []string) error {
 	n := min(len(samples), 8)
 	tl := ext.TensorLen()
 	batch := make([]float32, 0, n*tl)
+	var mirror []float32
 	t := make([]float32, tl)
 	for _, s := range samples {
 		if len(batch) == n*tl {
@@ -40,6 +43,12 @@ func verifyExport(modelPath string, head *train.Head, ext *features.Extractor, s
 			return err
 		}
 		batch = append(batch, t...)
+		if len(tta) > 0 { // the mirror, the one test-time view (onnx.TTAViews)
+			if err := ext.Prepare(img, true, t); err != nil {
+				return err
+			}
+			mirror = append(mirror, t...)
+		}
 	}
 	n = len(batch) / tl
 	if n == 0 {
@@ -49,7 +58,15 @@ func verifyExport(modelPath string, head *train.Head, ext *features.Extractor, s
 	if err != nil {
 		return err
 	}
-	want := head.Probabilities(feats, n)
+	views := [][]float32{feats}
+	if len(tta) > 0 {
+		fm, err := ext.Run(mirror, n)
+		if err != nil {
+			return err
+		}
+		views = append(views, fm)
+	}
+	want := ttaProbabilities(head.Probabilities, views, n)
 	c, err := classify.Open(modelPath, classify.Options{})
 	if err != nil {
 		return fmt.Errorf("verify export: %w", err)
