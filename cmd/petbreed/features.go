@@ -69,13 +69,7 @@ files, whole or not at all) and split the work between them.`,
 					return usageError{err}
 				}
 			}
-			views := []features.View{features.Original}
-			for _, e := range cfg.Recipes {
-				if e.Flip { // as pipeline decides which views it needs
-					views = append(views, features.Flipped)
-					break
-				}
-			}
+			views := cfg.TrainViews() // as pipeline decides which views it needs
 			ds, err := dataset.Load(data)
 			if err != nil {
 				return err
