@@ -143,3 +143,21 @@ func resizeTaps(n, out, off int) ([]int, []float32) {
 	}
 	return idx, w
 }
+
+// Apply writes view v of src, one image's model input (3×size×size CHW,
+// normalised), into dst (the same length): the Go reference of the view
+// that an exported graph's test-time augmentation must reproduce.
+func (v View) Apply(src, dst []float32, size int) error {
+	spec, ok := v.Spec()
+	switch {
+	case !ok:
+		_, err := ParseView(string(v))
+		return err
+	case len(src) != 3*size*size || len(dst) != len(src):
+		return fmt.Errorf("view %s: want two tensors of 3×%d×%d values, have %d and %d", v, size, size, len(src), len(dst))
+	case spec.Crop > 0 && (size != 224 || spec.X+spec.Crop > size || spec.Y+spec.Crop > size):
+		return fmt.Errorf("view %s is defined on a 224×224 input, not %d×%d", v, size, size)
+	}
+	applyView(spec, src, dst, size)
+	return nil
+}

@@ -97,10 +97,20 @@ func TestFlipViewMatchesMirroredImage(t *testing.T) {
 	if err := e.Prepare(img, true, mirrored); err != nil {
 		t.Fatal(err)
 	}
-	spec, _ := Flipped.Spec()
-	applyView(spec, base, view, e.Preprocess().Size)
+	if err := Flipped.Apply(base, view, e.Preprocess().Size); err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(view, mirrored) {
 		t.Error("flip view differs from the mirrored image's tensor")
+	}
+	if err := Center192.Apply(base, view[:10], 224); err == nil {
+		t.Error("short destination: no error")
+	}
+	if err := Center192.Apply(base[:3*64], view[:3*64], 8); err == nil {
+		t.Error("a crop view on an 8×8 input: no error")
+	}
+	if err := View("zoom").Apply(base, view, 224); err == nil {
+		t.Error("unknown view: no error")
 	}
 }
 
