@@ -212,7 +212,7 @@ func (es *Entries) Compare(champion string) (*Report, error) {
 			v.Share = float64(v.Requests) / float64(primary)
 		}
 		v.MeanConfidence = s.conf / float64(s.n)
-		v.MeanLatencyMS = s.lat / float64(s.n)
+		v.MeanLatencyMS = math.Round(1000*s.lat/float64(s.n)) / 1000 // µs: the log's float32 says no more
 		if c := agree[k]; c[1] > 0 {
 			p := Wilson(c[0], c[1])
 			v.Agreement = &p
@@ -280,12 +280,12 @@ func pickChampion(name string, keys []string, requests func(string) int) (string
 // WriteText prints the report as a table and one verdict a line.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d predictions, %d requests with feedback", r.Records, r.Feedback)
+	fmt.Fprintf(&b, "%s, %s with feedback", plural(r.Records, "prediction"), plural(r.Feedback, "request"))
 	if r.Skipped > 0 {
-		fmt.Fprintf(&b, ", %d unreadable lines skipped", r.Skipped)
+		fmt.Fprintf(&b, ", %s skipped", plural(r.Skipped, "unreadable line"))
 	}
 	if r.Dropped > 0 {
-		fmt.Fprintf(&b, ", %d records dropped", r.Dropped)
+		fmt.Fprintf(&b, ", %s dropped", plural(int(r.Dropped), "record"))
 	}
 	b.WriteString("\n")
 	if len(r.Versions) == 0 {
@@ -319,4 +319,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// plural is "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

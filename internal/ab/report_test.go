@@ -151,6 +151,14 @@ func TestCompareEdges(t *testing.T) {
 	}
 }
 
+func TestPlural(t *testing.T) {
+	for n, want := range map[int]string{0: "0 requests", 1: "1 request", 2: "2 requests"} {
+		if got := plural(n, "request"); got != want {
+			t.Errorf("plural(%d) = %q", n, got)
+		}
+	}
+}
+
 func TestWriteText(t *testing.T) {
 	rep, err := readString(t, smallLog).Compare("")
 	if err != nil {
