@@ -311,8 +311,10 @@ func (p *plan) quantizable(n *onnx.Node) (bool, error) {
 			return false, err
 		}
 	case "MatMul":
-		if len(n.Inputs) < 2 || p.inits[n.Inputs[1]] == nil {
-			return false, nil // two activations: left in float
+		// Two activations, or a vector (a weighted sum such as the pet
+		// score): left in float.
+		if len(n.Inputs) < 2 || p.inits[n.Inputs[1]] == nil || len(p.inits[n.Inputs[1]].Dims) != 2 {
+			return false, nil
 		}
 		if err := weight(1, 2); err != nil {
 			return false, err
