@@ -110,6 +110,9 @@ func TestServer(t *testing.T) {
 			t.Run("registry", func(t *testing.T) { testRegistry(t, srv, c) })
 			t.Run("errors", func(t *testing.T) { testErrors(t, srv, c) })
 			t.Run("dedup", func(t *testing.T) { testDedup(t, srv, c) })
+			if backend == "file" {
+				t.Run("filestore", func(t *testing.T) { testFileStoreServed(t, srv, c) })
+			}
 			t.Run("restart", func(t *testing.T) { testRestart(t, srv, c) })
 			if t.Failed() {
 				t.Log(srv.Log())
@@ -504,5 +507,45 @@ func testDedup(t *testing.T, srv *mlflowserver.Server, c *Client) {
 	want := map[string]int{"sqlite": 1, "file": 2}[srv.Backend]
 	if h := restHistory(t, srv, w.RunID(), "m"); len(h) != want {
 		t.Errorf("the same log-batch twice: %d values on the %s store, want %d", len(h), srv.Backend, want)
+	}
+}
+
+// testFileStoreServed writes a run with petbreed's own file store into the
+// folder a file-backed MLflow server serves, and reads it back through the
+// server: MLflow's reader accepts the layout, petbreed's staging folder
+// included, without a "Malformed experiment" warning.
+func testFileStoreServed(t *testing.T, srv *mlflowserver.Server, c *Client) {
+	fs, err := tracking.Open(filepath.Join(srv.StateDir, "mlruns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, err := fs.Experiment("written-locally")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := fs.StartRun(exp, "local", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.LogMetrics([]tracking.Metric{{Key: "acc", Value: 0.5, Step: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.End(tracking.Finished); err != nil {
+		t.Fatal(err)
+	}
+	got := rest(t, srv, "experiments/search", url.Values{"max_results": {"1000"}, "view_type": {"ALL"}})
+	names := map[string]bool{}
+	for _, e := range list(got["experiments"]) {
+		names[e.(map[string]any)["name"].(string)] = true
+	}
+	if !names["written-locally"] {
+		t.Fatalf("the server does not list the experiment: %v", names)
+	}
+	info, err := c.GetRun(r.ID)
+	if err != nil || info.Name != "local" || info.Metrics["acc"] != 0.5 || info.Status != tracking.Finished {
+		t.Fatalf("the run through the server = %+v, %v", info, err)
+	}
+	if log := srv.Log(); strings.Contains(strings.ToLower(log), "malformed") {
+		t.Errorf("MLflow complained about the store:\n%s", log)
 	}
 }
