@@ -49,9 +49,8 @@ type manifest struct {
 //	runs:/RUN/PATH        a run's artifact (a model folder or an ONNX file)
 //	file:... or a path    a local file, as it is
 //
-// A registered version is cached under its name and version, a run's
-// artifact under the run and path (both are immutable on the server). An
-// entry is reused after its ONNX file's size and sha256 are checked against
+// The model is cached under its location on the server, which a version
+// names for good (see cached). An entry is reused after its ONNX file's size and sha256 are checked against
 // its manifest; a corrupt or incomplete entry is downloaded again. Entries
 // are assembled in a temporary folder and renamed into place, so a killed
 // download leaves nothing half-written in use.
@@ -73,7 +72,7 @@ func (c *Client) Resolve(uri string) (tracking.ModelRef, error) {
 		if err != nil {
 			return tracking.ModelRef{URI: uri}, fmt.Errorf("resolve %s: %w", uri, err)
 		}
-		p, err := c.cached(filepath.Join("models", safeName(mu.Name), strconv.Itoa(v)), loc)
+		p, err := c.cached(loc)
 		if err != nil {
 			return tracking.ModelRef{URI: uri}, fmt.Errorf("resolve %s: %w", uri, err)
 		}
@@ -92,7 +91,7 @@ func (c *Client) Resolve(uri string) (tracking.ModelRef, error) {
 		if rel != "" {
 			loc += "/" + rel
 		}
-		p, err := c.cached(filepath.Join("runs", id, filepath.FromSlash(orDot(rel))), loc)
+		p, err := c.cached(loc)
 		if err != nil {
 			return tracking.ModelRef{URI: uri}, fmt.Errorf("resolve %s: %w", uri, err)
 		}
@@ -121,24 +120,11 @@ func (c *Client) Resolve(uri string) (tracking.ModelRef, error) {
 	return ref, nil
 }
 
-func orDot(s string) string {
-	if s == "" {
-		return "_root"
-	}
-	return s
-}
-
-// safeName makes a registered model's name one safe path component.
-func safeName(n string) string {
-	if n == "." || n == ".." || strings.ContainsAny(n, `/\`+"\x00") {
-		return url.PathEscape(n) + "-" + shortHash(n)
-	}
-	return n
-}
-
-func shortHash(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:4])
+// entryName is a cache entry's folder for a location: one path component,
+// its hash (locations nest: a folder and a file in it) and its last part.
+func entryName(loc string) string {
+	h := sha256.Sum256([]byte(loc))
+	return hex.EncodeToString(h[:12]) + "-" + serverDir(path.Base(loc))
 }
 
 func (c *Client) findVersion(mu tracking.ModelsURI) (*modelVersionJSON, error) {
@@ -215,10 +201,16 @@ func (c *Client) versionLocation(mv *modelVersionJSON) (string, error) {
 }
 
 // cached is the local ONNX file of the model at loc (a proxy path), from
-// the cache entry key when it is whole, else downloaded into it.
-func (c *Client) cached(key, loc string) (string, error) {
+// its cache entry when that is whole, else downloaded into it. Entries are
+// keyed by the server and the model's location, which a registered version
+// names for good: models:/NAME/N, models:/NAME@ALIAS while it points to N,
+// and runs:/RUN/model of N's run all share one entry.
+func (c *Client) cached(loc string) (string, error) {
+	if err := tracking.ValidateArtifactPath(loc); err != nil {
+		return "", fmt.Errorf("model location: %w", err)
+	}
 	root := filepath.Join(c.opt.CacheDir, serverDir(c.base.Host+c.base.Path))
-	dir := filepath.Join(root, key)
+	dir := filepath.Join(root, entryName(loc))
 	if p, ok := checkEntry(dir); ok {
 		return p, nil
 	}

@@ -407,6 +407,11 @@ func testRegistry(t *testing.T, srv *mlflowserver.Server, c *Client) {
 	if b, _ := os.ReadFile(again.Path); !bytes.Equal(b, want) {
 		t.Fatal("a corrupt cache entry was not downloaded again")
 	}
+	// Version 1's run's model is the same location: the same entry.
+	before = c.Calls()
+	if r, err := c.Resolve("runs:/" + w.RunID() + "/model"); err != nil || r.Path != again.Path || c.Calls()-before > 1 {
+		t.Errorf("runs:/ of version 1's model = %+v, %v, %d calls; want %s from the cache with at most 1 call", r, err, c.Calls()-before, again.Path)
+	}
 	for _, u := range []string{"models:/pet-breed/2", "models:/pet-breed/latest", "runs:/" + w.RunID() + "/model", "runs:/" + w.RunID() + "/model/model.onnx"} {
 		r, err := c.Resolve(u)
 		if err != nil {
@@ -420,7 +425,7 @@ func testRegistry(t *testing.T, srv *mlflowserver.Server, c *Client) {
 	if r, err := c.Resolve("models:/pet-breed/latest"); err != nil || r.Version != 2 {
 		t.Errorf("latest = %+v, %v", r, err)
 	}
-	if entries, _ := filepath.Glob(filepath.Join(c.opt.CacheDir, "*", "models", "pet-breed", ".tmp-*")); len(entries) != 0 {
+	if entries, _ := filepath.Glob(filepath.Join(c.opt.CacheDir, "*", ".tmp-*")); len(entries) != 0 {
 		t.Errorf("temporary folders left in the cache: %v", entries)
 	}
 }
