@@ -163,6 +163,9 @@ func Quantize(ctx context.Context, model []byte, images []string, opt Options) (
 	if opt.PerTensor {
 		rep.Granularity = "per-tensor"
 	}
+	if opt.Uint8Weights {
+		rep.Weights = "uint8 (zero point 128)"
+	}
 	if opt.Method == Percentile {
 		rep.Percentile = opt.Percentile
 	}
