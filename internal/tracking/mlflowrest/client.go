@@ -353,6 +353,9 @@ func (c *Client) send(ctx context.Context, r *request, rawOut bool) (*http.Respo
 	} else {
 		ae.Message = summarize(b, resp)
 	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		ae.Message += " (check MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+	}
 	return nil, &statusErr{api: ae, retryAfter: retryAfter(resp)}
 }
 

@@ -7,12 +7,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"petbreed/internal/testassets"
 	"petbreed/internal/tracking"
 )
 
@@ -20,8 +24,11 @@ import (
 // one does not produce on demand: rate limiting, lost answers, slowness,
 // torn bodies. It keeps one run's metrics.
 type fake struct {
-	mu      sync.Mutex
-	metrics []metricJSON
+	mu       sync.Mutex
+	metrics  []metricJSON
+	runs     []runJSON          // runs/create
+	versions []modelVersionJSON // model-versions/create
+	uploaded int64              // bytes PUT to the artifact proxy
 	auth    []string
 	// fail, when set, decides for each request what goes wrong: "" none,
 	// "429", "503-after" (apply, then answer 503), "slow", "torn".
@@ -37,6 +44,14 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.auth = append(f.auth, r.Header.Get("Authorization"))
 	f.mu.Unlock()
 	path := strings.TrimPrefix(r.URL.Path, apiPrefix)
+	if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, artifactPrefix) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		f.mu.Lock()
+		f.uploaded += n
+		f.mu.Unlock()
+		w.Write([]byte("{}"))
+		return
+	}
 	mode := ""
 	if f.fail != nil {
 		mode = f.fail(path, n)
@@ -75,6 +90,55 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.mu.Unlock()
 		json.NewEncoder(w).Encode(map[string]any{"metrics": out})
+		return
+	case "runs/create":
+		var body struct {
+			Tags []keyValue `json:"tags"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		f.mu.Lock()
+		run := runJSON{Info: runInfoJSON{RunID: strings.Repeat("a", 31) + string(rune('0'+len(f.runs))), ExperimentID: "1", Status: "RUNNING",
+			ArtifactURI: "mlflow-artifacts:/1/x/artifacts"}}
+		run.Data.Tags = body.Tags
+		f.runs = append(f.runs, run)
+		f.mu.Unlock()
+		if mode != "503-after" {
+			json.NewEncoder(w).Encode(map[string]any{"run": run})
+			return
+		}
+	case "runs/search":
+		var body struct {
+			Filter string `json:"filter"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		f.mu.Lock()
+		var out []runJSON
+		for _, run := range f.runs {
+			for _, t := range run.Data.Tags {
+				if t.Key == TagRequestID && strings.Contains(body.Filter, "'"+t.Value+"'") {
+					out = append(out, run)
+				}
+			}
+		}
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"runs": out})
+		return
+	case "registered-models/create":
+	case "model-versions/create":
+		var body modelVersionJSON
+		json.NewDecoder(r.Body).Decode(&body)
+		f.mu.Lock()
+		body.Version = strconv.Itoa(len(f.versions) + 1)
+		f.versions = append(f.versions, body)
+		f.mu.Unlock()
+		if mode != "503-after" {
+			json.NewEncoder(w).Encode(map[string]any{"model_version": body})
+			return
+		}
+	case "model-versions/search":
+		f.mu.Lock()
+		json.NewEncoder(w).Encode(map[string]any{"model_versions": f.versions})
+		f.mu.Unlock()
 		return
 	case "runs/get":
 		if r.URL.Query().Get("run_id") != fakeRun {
@@ -313,4 +377,74 @@ func TestF64JSON(t *testing.T) {
 		t.Error("i64 accepted x")
 	}
 	_ = io.EOF
+}
+
+// A create whose answer was lost is found by its request id, not made
+// twice: one run, one version.
+func TestCreateLostAnswerNoDuplicate(t *testing.T) {
+	f := &fake{fail: func(p string, n int) string {
+		if (p == "runs/create" || p == "model-versions/create") && n <= 3 {
+			return "503-after"
+		}
+		return ""
+	}}
+	c := newClient(t, startFake(t, f), fast())
+	w, err := c.CreateRun("1", "r", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.runs) != 1 || w.RunID() != f.runs[0].Info.RunID {
+		t.Fatalf("%d runs made, client has %s", len(f.runs), w.RunID())
+	}
+	f.calls.Store(0)
+	v, err := c.CreateModelVersion("m", "mlflow-artifacts:/1/x/artifacts/model", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.versions) != 1 || v != 1 {
+		t.Fatalf("%d versions made, client has %d", len(f.versions), v)
+	}
+}
+
+// An artifact upload is streamed from its file: a 14 MB model costs far
+// less memory than its size.
+func TestUploadStreamed(t *testing.T) {
+	f := &fake{}
+	c := newClient(t, startFake(t, f), fast())
+	w, err := c.OpenRun(fakeRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := testassets.Path(t, "backbone", "mobilenetv2-12-fp32-twin.onnx")
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if err := w.(*Run).LogArtifactFile("model/model.onnx", src); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if f.uploaded != fi.Size() {
+		t.Fatalf("uploaded %d bytes, want %d", f.uploaded, fi.Size())
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(fi.Size())/4 {
+		t.Errorf("uploading %d bytes allocated %d", fi.Size(), alloc)
+	}
+}
+
+// 401 and 403 say which credentials to check.
+func TestUnauthorized(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte("You are not authenticated. Please see https://www.mlflow.org/docs/latest/auth/index.html"))
+	}))
+	t.Cleanup(ts.Close)
+	c := newClient(t, ts.URL, Options{Token: "wrong"})
+	_, err := c.Experiment("x")
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "MLFLOW_TRACKING_TOKEN") {
+		t.Errorf("a wrong token: %v", err)
+	}
 }
