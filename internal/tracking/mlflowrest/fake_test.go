@@ -29,7 +29,7 @@ type fake struct {
 	runs     []runJSON          // runs/create
 	versions []modelVersionJSON // model-versions/create
 	uploaded int64              // bytes PUT to the artifact proxy
-	auth    []string
+	auth     []string
 	// fail, when set, decides for each request what goes wrong: "" none,
 	// "429", "503-after" (apply, then answer 503), "slow", "torn".
 	fail  func(path string, n int) string
