@@ -12,12 +12,27 @@ import (
 // annotated images, the four default experiments, refit, test evaluation,
 // export, registration) with the shared int8 backbone. Goals: under 10 s
 // from a cold feature cache, under 3 s with the features cached.
-func BenchmarkPipeline(b *testing.B) {
+func BenchmarkPipeline(b *testing.B) { benchPipeline(b, DefaultConfig()) }
+
+// BenchmarkPipelinePrevious is the default configuration before issue 13
+// (the original three recipes and flip_wd_es, all selected by the
+// validation split, orig and flip views), to compare with in one run.
+func BenchmarkPipelinePrevious(b *testing.B) { benchPipeline(b, previousConfig()) }
+
+// previousConfig is the default configuration before issue 13.
+func previousConfig() Config {
+	c := DefaultConfig()
+	c.Recipes = c.Recipes[:4]
+	c.CVBelow = 0
+	return c
+}
+
+func benchPipeline(b *testing.B, cfg Config) {
 	run := func(b *testing.B, cache string) {
 		_, err := Run(context.Background(), Options{
 			Data:     testassets.Path(b, "pets-3breeds"),
 			Backbone: testassets.Path(b, "backbone", "mobilenetv2-12-int8.onnx"),
-			Config:   DefaultConfig(),
+			Config:   cfg,
 			Tracking: filepath.Join(b.TempDir(), "mlruns"),
 			CacheDir: cache,
 		})

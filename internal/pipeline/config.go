@@ -39,6 +39,9 @@ type Recipe struct {
 	// names; the default is orig, and flip with Flip). Validation and test
 	// images are always seen in the original view.
 	Views []features.View `yaml:"views,omitempty"`
+	// Baseline recipes are trained and tracked for comparison but not
+	// selected, unless every recipe is one.
+	Baseline bool `yaml:"baseline,omitempty"`
 }
 
 // The solvers a recipe can name.

@@ -275,8 +275,14 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 		return sum, errors.New("every experiment failed")
 	}
 
-	// Selection by validation (or cross-validation) only.
-	sort.SliceStable(done, func(i, j int) bool { return better(cfg.SelectMetric, done[i].res, done[j].res) })
+	// Selection by validation (or cross-validation) only, among the recipes
+	// that are not baselines (unless all are).
+	sort.SliceStable(done, func(i, j int) bool {
+		if a, b := done[i].res.Recipe.Baseline, done[j].res.Recipe.Baseline; a != b {
+			return b
+		}
+		return better(cfg.SelectMetric, done[i].res, done[j].res)
+	})
 	best := done[0]
 	sum.Selected, sum.SelectedRunID = best.res.Name, best.res.RunID
 	logf("selected %s by %s (val_acc %.4f, val_loss %.4f)", best.res.Name, cfg.SelectMetric, best.res.ValAcc, best.res.ValLoss)
