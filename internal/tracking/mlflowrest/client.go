@@ -66,7 +66,9 @@ type Options struct {
 	// BackoffFactor is the first wait before a retry; each next one
 	// doubles, up to MaxBackoff, plus a random jitter up to BackoffJitter.
 	BackoffFactor, BackoffJitter, MaxBackoff time.Duration
-	MaxResponse                              int64
+	// MaxResponse caps one JSON answer (PETBREED_MLFLOW_MAX_RESPONSE_BYTES,
+	// default DefaultMaxResponse); artifact downloads are not capped.
+	MaxResponse int64
 	// CacheDir is where resolved models are downloaded (default
 	// DefaultCacheDir()).
 	CacheDir string
@@ -115,6 +117,13 @@ func OptionsFromEnv() (Options, error) {
 	}
 	if o.Timeout < 0 {
 		return o, fmt.Errorf("MLFLOW_HTTP_REQUEST_TIMEOUT must be more than 0")
+	}
+	if v := os.Getenv("PETBREED_MLFLOW_MAX_RESPONSE_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1<<10 || n > 1<<34 {
+			return o, fmt.Errorf("PETBREED_MLFLOW_MAX_RESPONSE_BYTES=%q: want bytes, 1024 to 2^34", v)
+		}
+		o.MaxResponse = n
 	}
 	if v := os.Getenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -338,9 +338,11 @@ func TestOptionsFromEnv(t *testing.T) {
 		{map[string]string{"MLFLOW_HTTP_REQUEST_TIMEOUT": "-1"}, nil, true},
 		{map[string]string{"MLFLOW_HTTP_REQUEST_TIMEOUT": "0"}, nil, true},
 		{map[string]string{"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "x"}, nil, true},
+		{map[string]string{"PETBREED_MLFLOW_MAX_RESPONSE_BYTES": "4096"}, func(o Options) bool { return o.MaxResponse == 4096 }, false},
+		{map[string]string{"PETBREED_MLFLOW_MAX_RESPONSE_BYTES": "12"}, nil, true},
 	} {
 		for _, k := range []string{"MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_INSECURE_TLS",
-			"MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"} {
+			"MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "PETBREED_MLFLOW_MAX_RESPONSE_BYTES"} {
 			t.Setenv(k, tc.env[k])
 		}
 		o, err := OptionsFromEnv()
@@ -446,5 +448,24 @@ func TestUnauthorized(t *testing.T) {
 	_, err := c.Experiment("x")
 	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "MLFLOW_TRACKING_TOKEN") {
 		t.Errorf("a wrong token: %v", err)
+	}
+}
+
+// An answer larger than MaxResponse is refused, not read whole.
+func TestMaxResponse(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"experiments": [` + strings.Repeat(`{"name": "x"},`, 1000) + `{}]}`))
+	}))
+	t.Cleanup(ts.Close)
+	opt := fast()
+	opt.MaxResponse = 4096
+	c := newClient(t, ts.URL, opt)
+	if _, err := c.Experiments(); err == nil || !strings.Contains(err.Error(), "larger than 4096 bytes") {
+		t.Errorf("a 14 KB answer with a 4 KB cap: %v", err)
+	}
+	opt.MaxResponse = 0 // the default
+	c = newClient(t, ts.URL, opt)
+	if exps, err := c.Experiments(); err != nil || len(exps) != 1001 {
+		t.Errorf("with the default cap: %d experiments, %v", len(exps), err)
 	}
 }

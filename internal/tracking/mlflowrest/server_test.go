@@ -442,6 +442,11 @@ func testErrors(t *testing.T, srv *mlflowserver.Server, c *Client) {
 	if _, err := c.GetRun("0123456789abcdef0123456789abcdef"); !errors.Is(err, tracking.ErrNotFound) {
 		t.Errorf("a missing run: %v, want ErrNotFound", err)
 	}
+	// get-history of a missing run is a 404 on the file store but an empty
+	// history on sqlite: MetricHistory asks for the run first.
+	if _, err := c.MetricHistory("0123456789abcdef0123456789abcdef", "m"); !errors.Is(err, tracking.ErrNotFound) {
+		t.Errorf("the history of a missing run: %v, want ErrNotFound", err)
+	}
 	if _, err := c.CreateRun("999999", "x", nil); err == nil {
 		t.Error("a run in a missing experiment was created")
 	}
