@@ -43,6 +43,54 @@ type VersionStats struct {
 	// champion or when one of them has no feedback.
 	Test    *Test  `json:"test,omitempty"`
 	Verdict string `json:"verdict,omitempty"` // the test in a sentence (challengers)
+	// Paired compares the two on the requests with feedback that both
+	// answered (shadow traffic): McNemar's exact test; nil without any.
+	Paired *Paired `json:"paired,omitempty"`
+}
+
+// Paired is McNemar's exact test on the requests with feedback both
+// versions answered: of those where exactly one was right, is either right
+// more often than chance says?
+type Paired struct {
+	N              int     `json:"n"`               // requests with feedback both answered
+	ChallengerOnly int     `json:"challenger_only"` // right where the champion was wrong
+	ChampionOnly   int     `json:"champion_only"`   // the reverse
+	PValue         float64 `json:"p_value"`
+	Significant    bool    `json:"significant"` // at 5%
+	Verdict        string  `json:"verdict"`
+}
+
+// McNemar is the exact two-sided McNemar test of b against c discordant
+// pairs: twice the binomial(b+c, 1/2) tail of min(b, c), at most 1.
+func McNemar(b, c int) float64 {
+	n, k := b+c, min(b, c)
+	if n == 0 {
+		return 1
+	}
+	tail := 0.0
+	lgn, _ := math.Lgamma(float64(n + 1))
+	for i := 0; i <= k; i++ {
+		a, _ := math.Lgamma(float64(i + 1))
+		d, _ := math.Lgamma(float64(n - i + 1))
+		tail += math.Exp(lgn - a - d - float64(n)*math.Ln2)
+	}
+	return min(1, 2*tail)
+}
+
+func pairedOf(n, challengerOnly, championOnly int) *Paired {
+	p := &Paired{N: n, ChallengerOnly: challengerOnly, ChampionOnly: championOnly, PValue: McNemar(challengerOnly, championOnly)}
+	p.Significant = p.PValue < 0.05
+	switch {
+	case challengerOnly+championOnly == 0:
+		p.Verdict = fmt.Sprintf("on %s both answered, they are right on the same ones", plural(n, "request"))
+	case p.Significant && challengerOnly > championOnly:
+		p.Verdict = fmt.Sprintf("on the same requests, significantly better than the champion at 5%% (right on %d it missed, wrong on %d it got; p = %.3g)", challengerOnly, championOnly, p.PValue)
+	case p.Significant:
+		p.Verdict = fmt.Sprintf("on the same requests, significantly worse than the champion at 5%% (right on %d it missed, wrong on %d it got; p = %.3g)", challengerOnly, championOnly, p.PValue)
+	default:
+		p.Verdict = fmt.Sprintf("on the same requests, not significant at 5%% (right on %d it missed, wrong on %d it got; p = %.3g)", challengerOnly, championOnly, p.PValue)
+	}
+	return p
 }
 
 // Proportion is Hits of N with its Wilson 95% interval.
@@ -176,6 +224,7 @@ func (es *Entries) Compare(champion string) (*Report, error) {
 	// Pairs with the champion, and accuracy, over each request's answers.
 	agree := map[string][2]int{} // key → agreeing, pairs
 	acc := map[string][2]int{}   // key → correct, with feedback
+	pair := map[string][3]int{}  // key → with feedback both answered, only it right, only the champion right
 	for id, as := range answers {
 		ci := slices.IndexFunc(as, func(a answer) bool { return a.key == champ })
 		label, known := labels[id]
@@ -198,6 +247,16 @@ func (es *Entries) Compare(champion string) (*Report, error) {
 					c[0]++
 				}
 				acc[a.key] = c
+				if ci >= 0 && a.key != champ {
+					p := pair[a.key]
+					p[0]++
+					if mine, theirs := a.top1 == label, as[ci].top1 == label; mine && !theirs {
+						p[1]++
+					} else if theirs && !mine {
+						p[2]++
+					}
+					pair[a.key] = p
+				}
 			}
 		}
 	}
@@ -220,6 +279,9 @@ func (es *Entries) Compare(champion string) (*Report, error) {
 		if c := acc[k]; c[1] > 0 {
 			p := Wilson(c[0], c[1])
 			v.Accuracy = &p
+		}
+		if p := pair[k]; p[0] > 0 {
+			v.Paired = pairedOf(p[0], p[1], p[2])
 		}
 		if !v.Champion {
 			ca := acc[champ]
@@ -315,6 +377,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, v := range r.Versions {
 		if !v.Champion {
 			fmt.Fprintf(&b, "%s against %s: %s\n", v.Key, r.Champion, v.Verdict)
+			if v.Paired != nil {
+				fmt.Fprintf(&b, "%s against %s: %s\n", v.Key, r.Champion, v.Paired.Verdict)
+			}
 		}
 	}
 	_, err := io.WriteString(w, b.String())

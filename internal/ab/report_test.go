@@ -52,6 +52,39 @@ func TestTwoProportion(t *testing.T) {
 	}
 }
 
+func TestMcNemar(t *testing.T) {
+	for _, c := range []struct {
+		b, c int
+		p    float64
+	}{
+		{10, 2, 158.0 / 4096},
+		{2, 10, 158.0 / 4096},
+		{5, 5, 1},
+		{0, 0, 1},
+		{3, 0, 0.25},
+		{6, 0, 2.0 / 64},
+		{20, 5, 2 * 68406.0 / 33554432},
+		{1, 0, 1},
+	} {
+		if got := McNemar(c.b, c.c); !near(got, c.p, 1e-9) {
+			t.Errorf("McNemar(%d, %d) = %v, want %v", c.b, c.c, got, c.p)
+		}
+	}
+	for _, c := range []struct {
+		n, b, c int
+		verdict string
+	}{
+		{12, 10, 2, "on the same requests, significantly better than the champion at 5% (right on 10 it missed, wrong on 2 it got; p = 0.0386)"},
+		{12, 2, 10, "on the same requests, significantly worse than the champion at 5% (right on 2 it missed, wrong on 10 it got; p = 0.0386)"},
+		{20, 5, 5, "on the same requests, not significant at 5% (right on 5 it missed, wrong on 5 it got; p = 1)"},
+		{1, 0, 0, "on 1 request both answered, they are right on the same ones"},
+	} {
+		if p := pairedOf(c.n, c.b, c.c); p.Verdict != c.verdict || p.Significant != (p.PValue < 0.05) {
+			t.Errorf("%+v, want %q", p, c.verdict)
+		}
+	}
+}
+
 // A small log: v1 answers r1..r4, v2 answers r5, r6 and shadows r1, r2.
 const smallLog = `{"kind":"prediction","request_id":"r1","time":"2026-12-01T00:00:00Z","model":"m","version":"1","top_k":[{"label":"cat","index":0,"probability":0.9}],"latency_ms":2}
 {"kind":"prediction","request_id":"r1","time":"2026-12-01T00:00:00Z","model":"m","version":"2","shadow":true,"top_k":[{"label":"cat","index":0,"probability":0.8}],"latency_ms":4}
@@ -104,6 +137,10 @@ func TestCompare(t *testing.T) {
 	if v2.Test == nil || !near(v2.Test.Z, 0.8165, 1e-4) || !near(v2.Test.PValue, 0.4142, 1e-4) ||
 		v2.Verdict != "not significant at 5% (p = 0.414); few samples, the test is rough" {
 		t.Errorf("test %+v %q", v2.Test, v2.Verdict)
+	}
+	// Paired: r1 both right, r2 only v2 right.
+	if p := v2.Paired; p == nil || p.N != 2 || p.ChallengerOnly != 1 || p.ChampionOnly != 0 || p.PValue != 1 || v1.Paired != nil {
+		t.Errorf("paired %+v", p)
 	}
 
 	// The other way round: v2 as champion.

@@ -141,6 +141,7 @@ func TestBrowserAB(t *testing.T) {
 			t.Fatalf("feedback: %s", res.Status)
 		}
 	}
+	n := len(files)
 	var rep ab.Report
 	if res := call(t, "GET", page.URL+"/api/ab", "", "", &rep); res.StatusCode != 200 {
 		t.Fatalf("/api/ab: %s", res.Status)
@@ -163,7 +164,6 @@ func TestBrowserAB(t *testing.T) {
 		Shadow: r.cells[3].textContent, Agreement: r.cells[6].textContent, Accuracy: r.cells[7].textContent}))`
 	pctText := func(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
 	rows := eval[[]rowJSON](t, b, rowsJS)
-	n := len(files)
 	champ, chall := rows[0], rows[1]
 	a1, a2 := rep.Versions[0].Accuracy, rep.Versions[1].Accuracy
 	if champ.Key != "pet-breed/1" || !strings.Contains(champ.Head, "★ champion") || champ.Requests != fmt.Sprint(n) ||
@@ -177,9 +177,14 @@ func TestBrowserAB(t *testing.T) {
 		chall.Accuracy != fmt.Sprintf("%s [%s, %s] of %d", pctText(a2.Rate), pctText(a2.Low), pctText(a2.High), n) {
 		t.Errorf("challenger row %+v, want %+v %+v", chall, rep.Versions[1].Agreement, a2)
 	}
-	verdict := eval[string](t, b, `document.querySelector("#ab-verdicts li").textContent`)
+	verdict := eval[string](t, b, `document.querySelector("#ab-verdicts li[data-kind=accuracy]").textContent`)
 	if want := "pet-breed/2 against pet-breed/1: " + rep.Versions[1].Verdict; verdict != want {
 		t.Errorf("verdict %q, want %q", verdict, want)
+	}
+	// Every image had feedback and both answers: the paired test too.
+	paired := eval[string](t, b, `document.querySelector("#ab-verdicts li[data-kind=paired]").textContent`)
+	if p := rep.Versions[1].Paired; p == nil || p.N != n || paired != "pet-breed/2 against pet-breed/1: "+p.Verdict {
+		t.Errorf("paired verdict %q, want %+v", paired, p)
 	}
 	if s := eval[string](t, b, `document.querySelector("#ab-status").textContent`); s != fmt.Sprintf("%d predictions logged, %d requests with feedback.", 2*n, n) {
 		t.Errorf("status %q", s)

@@ -3,7 +3,8 @@
 // ab) and shows each version's share of the answers, its shadow answers,
 // mean confidence, agreement with the champion, online accuracy with its
 // Wilson 95% interval (drawn on a 0–100% scale) and the two-proportion
-// test's verdict against the champion.
+// test's verdict against the champion (and McNemar's, on the requests both
+// answered).
 
 import { el, svg, getJSON, pct, ms, setStatus } from "./util.js";
 
@@ -61,9 +62,14 @@ function render(rep) {
   championPicker(versions, rep ? rep.champion : "");
   const body = $("#ab-table tbody");
   body.replaceChildren(...versions.map(row));
-  $("#ab-verdicts ul").replaceChildren(...versions.filter((v) => !v.champion).map((v) =>
-    el("li", { class: v.test && v.test.significant ? (v.test.diff > 0 ? "verdict good" : "verdict bad") : "verdict", "data-key": v.key },
-      el("strong", {}, v.key), " against ", el("strong", {}, rep.champion), ": ", v.verdict || "–")));
+  const verdict = (v, text, cls, kind) => el("li", { class: cls, "data-key": v.key, "data-kind": kind },
+    el("strong", {}, v.key), " against ", el("strong", {}, rep.champion), ": ", text || "–");
+  const tone = (significant, better) => (significant ? (better ? "verdict good" : "verdict bad") : "verdict");
+  $("#ab-verdicts ul").replaceChildren(...versions.filter((v) => !v.champion).flatMap((v) => [
+    verdict(v, v.verdict, tone(v.test && v.test.significant, v.test && v.test.diff > 0), "accuracy"),
+    // On shadowed requests with feedback: the same images, McNemar's test.
+    v.paired ? verdict(v, v.paired.verdict, tone(v.paired.significant, v.paired.challenger_only > v.paired.champion_only), "paired") : null,
+  ].filter(Boolean)));
 }
 
 function championPicker(versions, champion) {
