@@ -2,12 +2,14 @@ package mlflowrest
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -467,5 +469,41 @@ func TestMaxResponse(t *testing.T) {
 	c = newClient(t, ts.URL, opt)
 	if exps, err := c.Experiments(); err != nil || len(exps) != 1001 {
 		t.Errorf("with the default cap: %d experiments, %v", len(exps), err)
+	}
+}
+
+// HTTPS: a certificate the client does not trust is refused at once (not
+// retried); MLFLOW_TRACKING_INSECURE_TLS or the server's certificate as
+// MLFLOW_TRACKING_SERVER_CERT_PATH lets it through.
+func TestTLS(t *testing.T) {
+	f := &fake{}
+	ts := httptest.NewTLSServer(f)
+	t.Cleanup(ts.Close)
+	c := newClient(t, ts.URL, fast())
+	c.reached.Store(true) // not the "server is not there" case
+	if _, err := c.GetRun(fakeRun); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("an untrusted certificate: %v", err)
+	}
+	if n := c.Calls(); n != 1 {
+		t.Errorf("an untrusted certificate was tried %d times, want 1", n)
+	}
+	opt := fast()
+	opt.InsecureTLS = true
+	if _, err := newClient(t, ts.URL, opt).GetRun(fakeRun); err != nil {
+		t.Errorf("with InsecureTLS: %v", err)
+	}
+	pemFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})
+	if err := os.WriteFile(pemFile, pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opt = fast()
+	opt.CACertFile = pemFile
+	if _, err := newClient(t, ts.URL, opt).GetRun(fakeRun); err != nil {
+		t.Errorf("with the server's certificate as CA: %v", err)
+	}
+	opt.CACertFile = filepath.Join(t.TempDir(), "missing.pem")
+	if _, err := New(ts.URL, opt); err == nil {
+		t.Error("a missing CA file was accepted")
 	}
 }

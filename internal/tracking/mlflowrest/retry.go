@@ -2,6 +2,8 @@ package mlflowrest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -50,6 +52,20 @@ type statusErr struct {
 func (e *statusErr) Error() string { return e.api.Error() }
 func (e *statusErr) Unwrap() error { return e.api }
 
+// isTLSError reports a certificate the client refuses, or a TLS handshake
+// that failed: trying again gets the same.
+func isTLSError(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify) || errors.As(err, &record)
+}
+
 // isDialError reports whether err happened while connecting, before any
 // byte of the request was sent.
 func isDialError(err error) bool {
@@ -84,7 +100,7 @@ func maybeApplied(err error) bool {
 func transient(err error) bool {
 	var te *transportErr
 	if errors.As(err, &te) {
-		return true
+		return !isTLSError(err)
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {
