@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"petbreed/internal/ab"
 	"petbreed/internal/classify"
 	"petbreed/internal/serve"
 )
@@ -22,7 +23,16 @@ import (
 // serveFlags are serve's settings: each flag, else its environment
 // variable, else the default.
 type serveFlags struct {
-	model, addr, labels, tracking, logFormat string
+	models                                   []string // --model, repeated
+	modelsFile, split, splitHeader           string
+	splitCookie, predLog, predLogMax         string
+	shadows                                  []string
+	shadowMax                                int
+	guardWindow, guardMin                    int
+	guardErrDelta, guardLatRatio             float64
+	guardSlack, guardEvery                   time.Duration
+	shadowTimeout                            time.Duration
+	addr, labels, tracking, logFormat        string
 	maxBatch, threads, queue                 int
 	maxDelay, poll, decodeTimeout, drainTime time.Duration
 	budgetWait                               time.Duration
@@ -46,6 +56,22 @@ var serveEnv = map[string]string{
 	"decode-timeout": "PETBREED_DECODE_TIMEOUT",
 	"drain-timeout":  "PETBREED_DRAIN_TIMEOUT",
 	"budget-wait":    "PETBREED_BUDGET_WAIT",
+
+	"models":                   "PETBREED_MODELS",
+	"split":                    "PETBREED_SPLIT",
+	"split-header":             "PETBREED_SPLIT_HEADER",
+	"split-cookie":             "PETBREED_SPLIT_COOKIE",
+	"shadow":                   "PETBREED_SHADOW",
+	"shadow-max":               "PETBREED_SHADOW_MAX",
+	"shadow-timeout":           "PETBREED_SHADOW_TIMEOUT",
+	"guard-interval":           "PETBREED_GUARD_INTERVAL",
+	"guard-window":             "PETBREED_GUARD_WINDOW",
+	"guard-min-requests":       "PETBREED_GUARD_MIN_REQUESTS",
+	"guard-max-error-delta":    "PETBREED_GUARD_MAX_ERROR_DELTA",
+	"guard-latency-ratio":      "PETBREED_GUARD_LATENCY_RATIO",
+	"guard-latency-slack":      "PETBREED_GUARD_LATENCY_SLACK",
+	"prediction-log":           "PETBREED_PREDICTION_LOG",
+	"prediction-log-max-bytes": "PETBREED_PREDICTION_LOG_MAX_BYTES",
 }
 
 func newServeCmd() *cobra.Command {
@@ -66,7 +92,37 @@ func newServeCmd() *cobra.Command {
   POST /v2/models/NAME[/versions/V]/infer   KServe V2 inference (JSON or binary tensors)
   GET  /metrics               Prometheus metrics
   GET  /openapi.json          the API's description
-  POST /admin/reload          reload the model (needs PETBREED_ADMIN_TOKEN)
+  GET  /v2/models[/NAME[/versions/V]]/stats  Triton's statistics, per model and version
+  POST /v2/repository/index   every model, its version and state
+  POST /admin/reload          reload the models, or ?model=NAME (needs PETBREED_ADMIN_TOKEN)
+  POST /admin/split           set the split's weights: {"weights": {"NAME": W, ...}} (admin)
+  POST /api/feedback, GET /api/ab   with --prediction-log: true labels, the A/B comparison
+
+Several models: --model NAME=URI repeated (a plain --model URI serves one,
+as before), or --models models.yaml:
+
+  models:
+    - {name: champion,   uri: models:/pet-breed@champion,   weight: 90}
+    - {name: challenger, uri: models:/pet-breed@challenger, weight: 10}
+    - {name: candidate,  uri: runs:/RUN_ID/model, shadow: true}
+  split_header: X-User-Id     # optional, else --split-header
+
+Each model loads and reloads on its own (an alias move reloads that model
+only; one that fails to load leaves the others serving). Requests that name
+no model (/api/predict, or V2's registered model name without a version) go
+through the split: --split champion=90,challenger=10 (else the file's
+weights, else the first model takes all). A request with the --split-header
+(default X-User-Id) or --split-cookie is sticky: the same unit gets the same
+model for the same weights, and raising a weight moves only units to it.
+Answers carry X-Petbreed-Model and X-Petbreed-Version. A shadow (--shadow NAME
+or shadow: true) gets a copy of the split's requests, answered to the
+prediction log only, and dropped when the server is busy (more than
+--shadow-max running, or the queue half full; petbreed_shadow_dropped_total).
+The canary guard sets a challenger's weight to 0 when, over its last
+--guard-window answers (at least --guard-min-requests), its error rate
+exceeds the champion's (the model of highest weight) by --guard-max-error-delta,
+or its p99 latency exceeds --guard-latency-ratio x the champion's plus
+--guard-latency-slack (--guard-window -1: off).
 
 Concurrent requests share model runs (dynamic batching: up to --max-batch
 images, waiting at most --max-delay); beyond --queue images admitted at once,
@@ -111,6 +167,9 @@ A flag given on the command line wins over the environment. Unless GOGC is set, 
 			cfg, err := f.config()
 			if err != nil {
 				return err
+			}
+			if l, ok := cfg.PredictionLog.(*ab.Log); ok {
+				defer l.Close() // after Run: every answer recorded is written
 			}
 			var h slog.Handler
 			switch f.logFormat {
@@ -158,7 +217,22 @@ A flag given on the command line wins over the environment. Unless GOGC is set, 
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.model, "model", defaultModelURI, "ONNX model file, or models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/PATH from $MLFLOW_TRACKING_URI [$PETBREED_MODEL]")
+	fs.StringArrayVar(&f.models, "model", []string{defaultModelURI}, "ONNX model file, or models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/PATH from $MLFLOW_TRACKING_URI; NAME=URI, repeated, for several [$PETBREED_MODEL]")
+	fs.StringVar(&f.modelsFile, "models", "", "YAML file of the models to serve (names, URIs, weights, shadows), instead of --model [$PETBREED_MODELS]")
+	fs.StringVar(&f.split, "split", "", "the split's weights, NAME=W,NAME=W (default: the models file's, else all to the first) [$PETBREED_SPLIT]")
+	fs.StringVar(&f.splitHeader, "split-header", serve.DefaultSplitHeader, "request header naming the sticky unit of the split (\"-\": none) [$PETBREED_SPLIT_HEADER]")
+	fs.StringVar(&f.splitCookie, "split-cookie", "", "cookie naming the sticky unit when the header is absent [$PETBREED_SPLIT_COOKIE]")
+	fs.StringArrayVar(&f.shadows, "shadow", nil, "make the model NAME a shadow: a copy of the split's traffic, answers recorded, never returned (repeatable) [$PETBREED_SHADOW]")
+	fs.IntVar(&f.shadowMax, "shadow-max", 0, "most shadow predictions running at once, beyond which copies are dropped (0: --max-batch) [$PETBREED_SHADOW_MAX]")
+	fs.DurationVar(&f.shadowTimeout, "shadow-timeout", serve.DefaultShadowTimeout, "longest a shadow prediction may take before it is given up [$PETBREED_SHADOW_TIMEOUT]")
+	fs.DurationVar(&f.guardEvery, "guard-interval", serve.DefaultGuardInterval, "how often the canary guard compares the challengers with the champion [$PETBREED_GUARD_INTERVAL]")
+	fs.IntVar(&f.guardWindow, "guard-window", serve.DefaultGuardWindow, "canary guard: answers per model it looks at (-1: guard off) [$PETBREED_GUARD_WINDOW]")
+	fs.IntVar(&f.guardMin, "guard-min-requests", serve.DefaultGuardMinRequests, "canary guard: fewest answers of a challenger before it judges [$PETBREED_GUARD_MIN_REQUESTS]")
+	fs.Float64Var(&f.guardErrDelta, "guard-max-error-delta", serve.DefaultGuardMaxErrorDelta, "canary guard: largest excess of a challenger's error rate over the champion's [$PETBREED_GUARD_MAX_ERROR_DELTA]")
+	fs.Float64Var(&f.guardLatRatio, "guard-latency-ratio", serve.DefaultGuardLatencyRatio, "canary guard: largest ratio of a challenger's p99 latency to the champion's (plus the slack) [$PETBREED_GUARD_LATENCY_RATIO]")
+	fs.DurationVar(&f.guardSlack, "guard-latency-slack", serve.DefaultGuardLatencySlack, "canary guard: p99 latency a challenger may have over ratio x the champion's [$PETBREED_GUARD_LATENCY_SLACK]")
+	fs.StringVar(&f.predLog, "prediction-log", "", "JSON Lines log of split and shadow predictions, for feedback and the A/B report (default: none) [$PETBREED_PREDICTION_LOG]")
+	fs.StringVar(&f.predLogMax, "prediction-log-max-bytes", "64MiB", "most bytes the prediction log keeps, its rotated files included [$PETBREED_PREDICTION_LOG_MAX_BYTES]")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8000", "address to listen on, HOST:PORT (:8000 for every interface) [$PETBREED_ADDR]")
 	fs.IntVar(&f.maxBatch, "max-batch", serve.DefaultMaxBatch, "most images in one model run [$PETBREED_MAX_BATCH]")
 	fs.DurationVar(&f.maxDelay, "max-delay", serve.DefaultMaxDelay, "longest wait for a batch to fill, e.g. 2ms (-1ms: never wait) [$PETBREED_MAX_DELAY]")
@@ -219,8 +293,30 @@ func (f *serveFlags) config() (serve.Config, error) {
 	if f.queue < 0 || f.threads < 0 {
 		return serve.Config{}, usagef("--queue and --threads must not be negative")
 	}
+	models, splitHeader, splitCookie, err := f.modelSpecs()
+	if err != nil {
+		return serve.Config{}, err
+	}
+	if f.shadowMax < 0 {
+		return serve.Config{}, usagef("--shadow-max %d: must not be negative", f.shadowMax)
+	}
+	if f.guardWindow == 0 || f.guardWindow < -1 || f.guardMin < 1 || !(f.guardErrDelta > 0 && f.guardErrDelta <= 1) ||
+		!(f.guardLatRatio >= 1) || f.guardSlack < 0 || f.guardEvery <= 0 || f.shadowTimeout <= 0 {
+		return serve.Config{}, usagef("the --guard-* bounds: --guard-window at least 1 (or -1: off), --guard-min-requests at least 1, " +
+			"--guard-max-error-delta in (0,1], --guard-latency-ratio at least 1, --guard-latency-slack not negative, " +
+			"--guard-interval and --shadow-timeout positive")
+	}
+	if f.guardSlack == 0 {
+		f.guardSlack = time.Nanosecond // 0 would be the default
+	}
 	cfg := serve.Config{
-		Model:         f.model,
+		Models:        models,
+		SplitHeader:   splitHeader,
+		SplitCookie:   splitCookie,
+		ShadowMax:     f.shadowMax,
+		ShadowTimeout: f.shadowTimeout,
+		Guard: serve.GuardConfig{Window: f.guardWindow, MinRequests: f.guardMin, MaxErrorDelta: f.guardErrDelta,
+			LatencyRatio: f.guardLatRatio, LatencySlack: f.guardSlack, Interval: f.guardEvery},
 		TrackingURI:   trackingURI(f.tracking),
 		MaxBatch:      f.maxBatch,
 		MaxDelay:      f.maxDelay,
@@ -245,6 +341,20 @@ func (f *serveFlags) config() (serve.Config, error) {
 	if f.poll <= 0 {
 		cfg.Poll = -1
 	}
+	if len(models) == 1 && models[0].Name == "" {
+		cfg.Model, cfg.Models = models[0].URI, nil
+	}
+	if f.predLog != "" {
+		max, err := parseSize(f.predLogMax)
+		if err != nil {
+			return serve.Config{}, usagef("--prediction-log-max-bytes: %v", err)
+		}
+		l, err := ab.Open(f.predLog, max)
+		if err != nil {
+			return serve.Config{}, fmt.Errorf("--prediction-log: %w", err)
+		}
+		cfg.PredictionLog = l
+	}
 	if f.labels != "" {
 		labels, err := classify.LoadLabels(f.labels)
 		if err != nil {
@@ -255,6 +365,64 @@ func (f *serveFlags) config() (serve.Config, error) {
 	return cfg, nil
 }
 
+// modelSpecs are the models to serve: the --models file's, else the
+// --model flags', with --split's weights and --shadow's roles.
+func (f *serveFlags) modelSpecs() ([]serve.ModelSpec, string, string, error) {
+	header, cookie := f.splitHeader, f.splitCookie
+	var specs []serve.ModelSpec
+	if f.modelsFile != "" {
+		mf, err := serve.ReadModelsFile(f.modelsFile)
+		if err != nil {
+			return nil, "", "", usagef("--models: %v", err)
+		}
+		specs = mf.Models
+		if mf.SplitHeader != "" {
+			header = mf.SplitHeader
+		}
+		if mf.SplitCookie != "" {
+			cookie = mf.SplitCookie
+		}
+	} else {
+		for _, v := range f.models {
+			specs = append(specs, serve.ParseModelFlag(v))
+		}
+	}
+	if f.split != "" {
+		for _, kv := range strings.Split(f.split, ",") {
+			name, w, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			x, err := strconv.ParseFloat(w, 64)
+			i := specIndex(specs, name)
+			if !ok || err != nil || i < 0 {
+				return nil, "", "", usagef("--split %q: want NAME=WEIGHT,... for served names (--model NAME=URI)", f.split)
+			}
+			specs[i].Weight = x
+		}
+	}
+	for _, name := range f.shadows {
+		i := specIndex(specs, name)
+		if i < 0 {
+			return nil, "", "", usagef("--shadow %q: no model of that name (--model NAME=URI)", name)
+		}
+		specs[i].Shadow, specs[i].Weight = true, 0
+	}
+	if len(specs) == 1 && specs[0].Weight == 0 && !specs[0].Shadow {
+		specs[0].Weight = 1
+	}
+	if err := serve.CheckModels(specs); err != nil {
+		return nil, "", "", usagef("the models: %v", err)
+	}
+	return specs, header, cookie, nil
+}
+
+func specIndex(specs []serve.ModelSpec, name string) int {
+	for i, sp := range specs {
+		if sp.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // pageStore opens the tracking store for the web page's experiments view:
 // the one models:/ URIs resolve through, when one is configured or the model
 // comes from it, or ./mlruns when it exists. Otherwise (a plain model file
@@ -262,7 +430,11 @@ func (f *serveFlags) config() (serve.Config, error) {
 // folder is created as a side effect.
 func pageStore(cfg serve.Config) tracking.Browser {
 	uri := cfg.TrackingURI
-	if uri == "" && !strings.Contains(cfg.Model, ":/") {
+	model := cfg.Model
+	for _, sp := range cfg.Models {
+		model += " " + sp.URI
+	}
+	if uri == "" && !strings.Contains(model, ":/") {
 		if st, err := os.Stat("mlruns"); err != nil || !st.IsDir() {
 			return nil
 		}

@@ -85,6 +85,14 @@ func TestServeUsageErrors(t *testing.T) {
 		{"", "", []string{"--drain-timeout", "-1s"}, "--drain-timeout"},
 		{"PETBREED_MAX_PIXELS", "0", nil, "--max-pixels"},
 		{"PETBREED_BUDGET_WAIT", "-1s", nil, "--budget-wait"},
+		{"", "", []string{"--model", "a=a.onnx"}, "a name is needed"}, // beside x.onnx
+		{"", "", []string{"--split", "b=3"}, "--split"},
+		{"", "", []string{"--shadow", "nope"}, "--shadow"},
+		{"", "", []string{"--guard-window", "0"}, "--guard-window"},
+		{"PETBREED_GUARD_LATENCY_RATIO", "0.5", nil, "--guard-latency-ratio"},
+		{"PETBREED_SHADOW_TIMEOUT", "0s", nil, "--shadow-timeout"},
+		{"", "", []string{"--models", "/nonexistent/models.yaml"}, "--models"},
+		{"", "", []string{"--prediction-log-max-bytes", "lots", "--prediction-log", "/tmp/x"}, "--prediction-log-max-bytes"},
 	}
 	for _, tt := range tests {
 		if tt.env != "" {
@@ -96,6 +104,23 @@ func TestServeUsageErrors(t *testing.T) {
 		}
 		if tt.env != "" {
 			t.Setenv(tt.env, "")
+		}
+	}
+	// Several models: names, weights and roles are checked before anything
+	// loads.
+	for _, tt := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--model", "a=a.onnx", "--model", "a=b.onnx"}, "given twice"},
+		{[]string{"--model", "a=a.onnx", "--model", "b=b.onnx", "--split", "a=-3"}, "weight"},
+		{[]string{"--model", "a=a.onnx", "--model", "b=b.onnx", "--split", "a=1,c=2"}, "--split"},
+		{[]string{"--model", "a=a.onnx", "--shadow", "a"}, "every model is a shadow"},
+		{[]string{"--model", "a b=a.onnx", "--model", "b=b.onnx"}, "a name is needed"},
+	} {
+		code, _, errs := cli(t, append([]string{"serve", "--addr", "127.0.0.1:0"}, tt.args...)...)
+		if code != 2 || !strings.Contains(errs, tt.msg) {
+			t.Errorf("%v: exit %d, %s", tt.args, code, errs)
 		}
 	}
 	// A model that does not exist: a failure (1), once the flags are fine.

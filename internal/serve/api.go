@@ -3,6 +3,7 @@ package serve
 import (
 	"errors"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"petbreed/internal/httpjson"
@@ -34,6 +35,49 @@ type healthAnswer struct {
 	Model           *ModelInfo   `json:"model,omitempty"`
 	UptimeSeconds   float64      `json:"uptime_seconds"`
 	LastReloadError *reloadError `json:"last_reload_error,omitempty"`
+	// Models lists every configured model: its state, version and weight;
+	// Split is the traffic split (model, the first one, is kept for the
+	// clients of one model).
+	Models []ModelState `json:"models"`
+	Split  SplitState   `json:"split"`
+}
+
+// modelStates describes every configured model; public cuts the paths.
+func (s *Server) modelStates(admin bool) []ModelState {
+	sp := s.split.Load()
+	total := 0.0
+	for _, w := range sp.weights {
+		total += w
+	}
+	out := make([]ModelState, 0, len(s.slots))
+	for i, sl := range s.slots {
+		st := ModelState{Name: sl.label(), Shadow: sl.shadow, Weight: sp.weights[i], LastReloadError: sl.lastErr.Load()}
+		if total > 0 {
+			st.Share = sp.weights[i] / total
+		}
+		if m := sl.current(); m != nil {
+			st.Name, st.State = m.desc.Name, "ready"
+			info := m.info()
+			if !admin {
+				info = info.public()
+			}
+			st.Model = &info
+		} else if st.LastReloadError != nil {
+			st.State = "failed"
+		} else {
+			st.State = "loading"
+		}
+		if st.LastReloadError != nil && !admin {
+			e := *st.LastReloadError
+			e.Message = redactPaths(e.Message)
+			st.LastReloadError = &e
+		}
+		if !admin && st.Model == nil && !inStore(sl.spec.URI) && sl.spec.Name == "" {
+			st.Name = filepath.Base(sl.spec.URI)
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // handleHealth answers the server's status. The model's file and URI
@@ -42,8 +86,10 @@ type healthAnswer struct {
 // version, file name and sha256 prefix, and the error with each path cut
 // to its base name.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	a := healthAnswer{UptimeSeconds: time.Since(s.started).Seconds(), LastReloadError: s.lastErr.Load()}
+	a := healthAnswer{UptimeSeconds: time.Since(s.started).Seconds(), LastReloadError: s.slots[0].lastErr.Load()}
 	admin := s.isAdmin(r)
+	a.Models = s.modelStates(admin)
+	a.Split = s.splitState()
 	m := s.current()
 	if m != nil {
 		info := m.info()
@@ -61,7 +107,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.draining.Load():
 		a.Status, status = "stopping", http.StatusServiceUnavailable
-	case m == nil:
+	case !s.Ready():
 		a.Status, status = "loading", http.StatusServiceUnavailable
 	default:
 		a.Status, a.Ready = "healthy", true
@@ -72,12 +118,25 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, a)
 }
 
-// handleReload reloads the model (POST /admin/reload, Bearer token).
+// handleReload reloads the models, or the one ?model=NAME names (POST
+// /admin/reload, Bearer token).
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
 	}
-	res, err := s.Reload()
+	var res ReloadResult
+	var err error
+	if name := r.URL.Query().Get("model"); name != "" {
+		if res, err = s.ReloadModel(name); err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) {
+				writeError(w, err)
+				return
+			}
+		}
+	} else {
+		res, err = s.Reload()
+	}
 	if err != nil {
 		status := http.StatusInternalServerError
 		var le errLoad

@@ -54,6 +54,7 @@ type batcher struct {
 	preparing *atomic.Int64
 	queued    *atomic.Int64
 	m         *metrics
+	stats     *modelStats // its model's (nil: none)
 }
 
 func newBatcher(clf *classify.Classifier, maxBatch int, maxDelay time.Duration, capacity int,
@@ -106,8 +107,13 @@ func (b *batcher) loop() {
 	b.core.Loop(b.in, b.quit)
 }
 
-func (b *batcher) more() bool           { return b.preparing.Load() > 0 }
-func (b *batcher) ran(n int)            { b.m.batchSize.Observe(float64(n)) }
+func (b *batcher) more() bool { return b.preparing.Load() > 0 }
+func (b *batcher) ran(n int) {
+	b.m.batchSize.Observe(float64(n))
+	if b.stats != nil {
+		b.stats.executions.Add(1)
+	}
+}
 func (b *batcher) taken(j *job)         { b.queued.Add(-int64(j.n)) }
 func jobRows(j *job) int                { return j.n }
 func jobEnqueued(j *job) time.Time      { return j.enq }

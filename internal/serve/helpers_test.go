@@ -39,6 +39,7 @@ type (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pipelinetest.Cleanup()
+	cleanupChallenger()
 	os.Exit(code)
 }
 
@@ -89,7 +90,7 @@ type testServer struct {
 // fresh store) and waits until it is ready.
 func start(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	if cfg.Model == "" {
+	if cfg.Model == "" && len(cfg.Models) == 0 {
 		dir, _ := newStore(t)
 		cfg.Model, cfg.TrackingURI = "models:/pet-breed@champion", dir
 	}

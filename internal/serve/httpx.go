@@ -93,6 +93,11 @@ func (s *Server) limitBody(w http.ResponseWriter, r *http.Request) error {
 		w = u.Unwrap()
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	// A compressed body is decoded within the same limit (compress.go).
+	if err := decodeBody(r, s.cfg.MaxBody); err != nil {
+		r.Body.Close()
+		return err
+	}
 	return nil
 }
 
@@ -179,6 +184,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			id = s.reqPrefix + strconv.FormatUint(s.reqCounter.Add(1), 10)
 		}
 		w.Header().Set("X-Request-Id", id)
+		if r.Header.Get("X-Request-Id") != id {
+			r.Header.Set("X-Request-Id", id) // the router reads it (the prediction log)
+		}
+		var gz *gzipWriter
+		if acceptsGzip(r) {
+			gz = &gzipWriter{ResponseWriter: w}
+			w = gz
+		}
 		sw := &statusWriter{ResponseWriter: w, req: r}
 		s.metrics.inFlight.Inc()
 		defer func() {
@@ -195,6 +208,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			}
 			if sw.status == 0 {
 				sw.status = http.StatusOK
+			}
+			if gz != nil {
+				gz.close()
 			}
 			d := time.Since(start)
 			route := r.Pattern

@@ -167,6 +167,7 @@ func (s *Server) run(m *model, j *job) ([][]float32, error) {
 	res := <-j.done
 	s.admitted.Add(-int64(j.n))
 	s.metrics.observeStage(iQueue, res.queued)
+	m.stats.ran(j.n, res.queued, res.inference)
 	if res.err != nil {
 		return nil, res.err
 	}
@@ -175,19 +176,21 @@ func (s *Server) run(m *model, j *job) ([][]float32, error) {
 	return res.probs, nil
 }
 
-// classifyImages admits, prepares and runs encoded images on m.
-func (s *Server) classifyImages(ctx context.Context, m *model, ch *charge, images [][]byte) ([][]float32, error) {
+// classifyImages admits, prepares and runs encoded images on m; it also
+// returns the prepared images (for a shadow).
+func (s *Server) classifyImages(ctx context.Context, m *model, ch *charge, images [][]byte) ([][]float32, []*imaging.RGB, error) {
 	n := len(images)
 	if !s.admit(n) {
-		return nil, errOverloadedAPI
+		return nil, nil, errOverloadedAPI
 	}
 	prepared, err := s.prepareAll(ctx, m, ch, images)
 	if err != nil {
 		s.preparing.Add(-int64(n))
 		s.admitted.Add(-int64(n))
-		return nil, err
+		return nil, nil, err
 	}
-	return s.run(m, &job{ctx: ctx, images: prepared, n: n})
+	probs, err := s.run(m, &job{ctx: ctx, images: prepared, n: n})
+	return probs, prepared, err
 }
 
 // classifyTensor admits and runs n images already preprocessed and

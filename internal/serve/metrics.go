@@ -34,7 +34,22 @@ type metrics struct {
 	reloads   *prometheus.CounterVec
 	rejected  prometheus.Counter
 	images    prometheus.Counter
+
+	// Per served model and version (stats.go): prediction requests, their
+	// errors and latency, the top-1 confidence and class.
+	versionRequests   *prometheus.CounterVec   // model, version
+	versionErrors     *prometheus.CounterVec   // model, version
+	versionLatency    *prometheus.HistogramVec // model, version
+	versionConfidence *prometheus.HistogramVec // model, version
+	versionClasses    *prometheus.CounterVec   // model, version, class
+	splitWeight       *prometheus.GaugeVec     // model
+	shadowDropped     *prometheus.CounterVec   // model
+	guardTrips        *prometheus.CounterVec   // model
 }
+
+// confidenceBuckets cover a top-1 probability: fine near 1, where a good
+// model's answers are.
+var confidenceBuckets = []float64{.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .98, .99, .999}
 
 // Latency buckets from 0.5 ms to 10 s.
 var latencyBuckets = []float64{.0005, .001, .002, .004, .006, .008, .01, .015, .02, .03, .05, .075, .1, .15, .25, .5, 1, 2.5, 5, 10}
@@ -69,7 +84,7 @@ func newMetrics(queued, admitted, budgetInUse func() float64, budgetLimit float6
 	})
 	m.modelInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "petbreed_model_info",
-		Help: "The model being served (value 1), by name and version.",
+		Help: "The models being served (value 1), by name and version.",
 	}, []string{"name", "version"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "petbreed_model_reloads_total",
@@ -83,6 +98,43 @@ func newMetrics(queued, admitted, budgetInUse func() float64, budgetLimit float6
 		Name: "petbreed_images_total",
 		Help: "Images classified.",
 	})
+	mv := []string{"model", "version"}
+	m.versionRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "petbreed_model_requests_total",
+		Help: "Prediction requests answered by each served model and version (shadow answers included).",
+	}, mv)
+	m.versionErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "petbreed_model_errors_total",
+		Help: "Prediction requests that failed in a model version (the server's failures, not the client's bad images).",
+	}, mv)
+	m.versionLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "petbreed_model_latency_seconds",
+		Help:    "Time from a prediction's images to its answer (decoding, queue, model run), by model and version.",
+		Buckets: latencyBuckets,
+	}, mv)
+	m.versionConfidence = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "petbreed_model_confidence",
+		Help:    "Top-1 probability of each image's answer, by model and version.",
+		Buckets: confidenceBuckets,
+	}, mv)
+	m.versionClasses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "petbreed_model_predictions_total",
+		Help: "Images by predicted (top-1) class, model and version.",
+	}, []string{"model", "version", "class"})
+	m.splitWeight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "petbreed_split_weight",
+		Help: "Each served model's weight in the traffic split (0 for a shadow or a model taken out).",
+	}, []string{"model"})
+	m.shadowDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "petbreed_shadow_dropped_total",
+		Help: "Copies of requests not sent to a shadow model because the server was busy.",
+	}, []string{"model"})
+	m.guardTrips = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "petbreed_canary_guard_trips_total",
+		Help: "Times the canary guard set a challenger's weight to 0 (its error rate or p99 latency out of bounds).",
+	}, []string{"model"})
+	m.reg.MustRegister(m.versionRequests, m.versionErrors, m.versionLatency, m.versionConfidence, m.versionClasses,
+		m.splitWeight, m.shadowDropped, m.guardTrips)
 	m.reg.MustRegister(m.requests, m.duration, m.stages, m.batchSize, m.inFlight, m.modelInfo, m.reloads,
 		m.rejected, m.images,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -124,11 +176,6 @@ const (
 func (m *metrics) observeRequest(route, method string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
-}
-
-func (m *metrics) setModel(name, version string) {
-	m.modelInfo.Reset()
-	m.modelInfo.WithLabelValues(name, version).Set(1)
 }
 
 func (m *metrics) handler() http.Handler {

@@ -24,6 +24,7 @@ import (
 type model struct {
 	clf     *classify.Classifier
 	batch   *batcher
+	slot    *slot  // the configured model it serves
 	name    string // the registered model's name, or the file's base name without .onnx
 	version string // the registry version, or "1"
 	alias   string // the alias the URI names (models:/NAME@ALIAS), else ""
@@ -38,7 +39,8 @@ type model struct {
 	labelled bool // the classes have names (else they are indices)
 	pre      petbreed.Preprocess
 
-	desc protocol.Model // what the protocols show of it
+	desc  protocol.Model // what the protocols show of it (Name: the slot's name)
+	stats *modelStats    // its counts and times (Triton's statistics, per-version metrics)
 
 	tensors sync.Pool // *[]float32 of one image's TensorLen (V2's FP32 input)
 	refs    sync.WaitGroup
@@ -77,8 +79,7 @@ type resolved struct {
 // and version, through tracking's Resolve. A models:/NAME@ALIAS URI is read
 // as the version the alias points to, and that version is resolved, so the
 // path and the version always agree.
-func (s *Server) resolve() (resolved, error) {
-	uri := s.cfg.Model
+func (s *Server) resolve(uri string) (resolved, error) {
 	if !inStore(uri) {
 		if _, err := os.Stat(uri); err != nil {
 			return resolved{}, err
@@ -135,10 +136,10 @@ type errLoad struct{ err error }
 func (e errLoad) Error() string { return e.err.Error() }
 func (e errLoad) Unwrap() error { return e.err }
 
-// load opens the model r points to and starts its batcher.
-func (s *Server) load(r resolved) (*model, error) {
+// load opens the model r points to for a slot and starts its batcher.
+func (s *Server) load(sl *slot, r resolved) (*model, error) {
 	start := time.Now()
-	clf, err := classify.Open(r.path, classify.Options{Threads: s.cfg.Threads, Labels: s.cfg.Labels, Name: s.cfg.Model, LowMemory: true})
+	clf, err := classify.Open(r.path, classify.Options{Threads: s.cfg.Threads, Labels: s.cfg.Labels, Name: sl.spec.URI, LowMemory: true})
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 			return nil, err
@@ -147,7 +148,7 @@ func (s *Server) load(r resolved) (*model, error) {
 	}
 	sess := clf.Session()
 	m := &model{
-		clf: clf, name: r.name, version: r.version, alias: r.alias, uri: s.cfg.Model, path: r.path,
+		clf: clf, name: r.name, version: r.version, alias: r.alias, uri: sl.spec.URI, path: r.path, slot: sl,
 		classes: clf.Classes(), labelled: clf.HasLabels(), pre: clf.Preprocess(),
 	}
 	m.input = sess.Inputs()[0]
@@ -163,10 +164,16 @@ func (s *Server) load(r resolved) (*model, error) {
 		clf.Close()
 		return nil, errLoad{fmt.Errorf("%s: %w", r.path, err)}
 	}
-	m.desc = protocol.Model{Name: m.name, Version: m.version, Labels: m.classes, Labelled: m.labelled,
+	served := sl.spec.Name
+	if served == "" {
+		served = m.name
+	}
+	m.desc = protocol.Model{Name: served, Version: m.version, Labels: m.classes, Labelled: m.labelled,
 		Input: m.input.Name, Output: m.output.Name, Size: m.pre.Size, TensorLen: clf.TensorLen(),
 		Preprocess: m.pre, MaxBatch: s.cfg.MaxBatch}
+	m.stats = newModelStats(s.metrics, served, m.version, m.classes)
 	m.batch = newBatcher(clf, s.cfg.MaxBatch, s.cfg.MaxDelay, s.cfg.Queue, &s.preparing, &s.queued, s.metrics)
+	m.batch.stats = m.stats
 	m.loaded = time.Now()
 	m.loadDur = m.loaded.Sub(start)
 	return m, nil

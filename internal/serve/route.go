@@ -13,30 +13,119 @@ import (
 	"petbreed/internal/serve/protocol"
 )
 
-// The router: where a protocol adapter's request meets a model. One model
-// is served today, so routing is checking the names a path gives against
-// it; serving several (a traffic split) changes Route and the model set it
-// picks from, not the adapters.
+// The router: where a protocol adapter's request meets a model. A path
+// may name a served model (V2's {name}: a slot's name, or the registered
+// name that several slots serve) and a version; a request that names none
+// (/api/predict) or names a registered model without a version goes
+// through the traffic split (split.go) and, when shadows are configured,
+// sends them a copy (shadow.go).
 
-// Route holds the model the request goes to: model and version, when not
-// empty, must be the served model's. The Predictor is the request's until
-// release.
-func (s *Server) Route(r *http.Request, model, version string) (protocol.Predictor, func(), error) {
-	m := s.acquire()
-	if m == nil {
-		return nil, nil, errNotReady
-	}
-	if model != "" && model != m.name {
-		m.release()
-		return nil, nil, &apiError{Status: http.StatusNotFound, Msg: fmt.Sprintf("unknown model %q: this server serves %q", model, m.name)}
-	}
-	if version != "" && version != m.version {
-		m.release()
-		return nil, nil, &apiError{Status: http.StatusNotFound,
-			Msg: fmt.Sprintf("model %q has no version %q: it is at version %s", m.name, version, m.version)}
+// Route holds the model the request goes to: by name and version when
+// given, else by the split. The Predictor is the request's until release.
+func (s *Server) Route(r *http.Request, name, version string) (protocol.Predictor, func(), error) {
+	m, split, err := s.routeModel(r, name, version)
+	if err != nil {
+		return nil, nil, err
 	}
 	c := s.newCall(r.Context(), m)
+	c.split = split
+	if split {
+		c.unit = s.unitOf(r)
+	}
+	c.reqID = r.Header.Get("X-Request-Id")
 	return c, c.release, nil
+}
+
+// routeModel finds and holds the model; split says it was chosen by the
+// split (its answer is recorded and shadowed).
+func (s *Server) routeModel(r *http.Request, name, version string) (*model, bool, error) {
+	if name == "" {
+		if m := s.chooseSlot(s.unitOf(r), everySlot); m != nil {
+			return m, true, nil
+		}
+		return nil, false, errNotReady
+	}
+	if sl := s.slotByName(name); sl != nil {
+		m := sl.acquire()
+		if m == nil {
+			return nil, false, s.notLoaded(sl)
+		}
+		if version != "" && version != m.version {
+			m.release()
+			return nil, false, &apiError{Status: http.StatusNotFound,
+				Msg: fmt.Sprintf("model %q has no version %q: it is at version %s", name, version, m.version)}
+		}
+		return m, false, nil
+	}
+	// A registered model's name, which one or several slots serve.
+	found := false
+	for _, sl := range s.slots {
+		m := sl.current()
+		if m == nil || m.name != name {
+			continue
+		}
+		found = true
+		if version != "" && m.version == version {
+			if m := sl.acquire(); m != nil && m.version == version {
+				return m, false, nil
+			} else if m != nil {
+				m.release()
+			}
+		}
+	}
+	switch {
+	case !found && len(s.slots) == 1 && s.slots[0].current() == nil:
+		return nil, false, errNotReady
+	case !found:
+		return nil, false, &apiError{Status: http.StatusNotFound, Msg: fmt.Sprintf("unknown model %q: this server serves %s", name, s.servedNames())}
+	case version != "":
+		return nil, false, &apiError{Status: http.StatusNotFound,
+			Msg: fmt.Sprintf("model %q has no version %q loaded: it is at %s", name, version, s.versionsOf(name))}
+	}
+	m := s.chooseSlot(s.unitOf(r), func(sl *slot) bool {
+		cur := sl.current()
+		return cur != nil && cur.name == name
+	})
+	if m == nil {
+		return nil, false, errNotReady
+	}
+	return m, true, nil
+}
+
+func everySlot(*slot) bool { return true }
+
+// notLoaded is the error for a slot with no model: loading, or failed.
+func (s *Server) notLoaded(sl *slot) error {
+	if e := sl.lastErr.Load(); e != nil {
+		return &apiError{Status: http.StatusServiceUnavailable, Msg: "model not loaded",
+			Detail: fmt.Sprintf("model %q failed to load: %s", sl.label(), redactPaths(e.Message))}
+	}
+	return errNotReady
+}
+
+// servedNames lists the names a path may give, for a 404's message.
+func (s *Server) servedNames() string {
+	var b []byte
+	for i, sl := range s.slots {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = fmt.Appendf(b, "%q", sl.key())
+	}
+	return string(b)
+}
+
+func (s *Server) versionsOf(name string) string {
+	var b []byte
+	for _, sl := range s.slots {
+		if m := sl.current(); m != nil && m.name == name {
+			if len(b) > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, m.version...)
+		}
+	}
+	return "version " + string(b)
 }
 
 // Begin gives a request that needs no model its share of the server.
@@ -52,6 +141,9 @@ func (s *Server) Begin(r *http.Request) (protocol.Request, func()) {
 type call struct {
 	s       *Server
 	m       *model
+	split   bool   // chosen by the split: recorded and shadowed
+	unit    string // the sticky unit, "" if none
+	reqID   string // the request's id (the middleware's X-Request-Id)
 	ch      charge
 	body    *bytes.Buffer
 	tensor  *[]float32
@@ -86,6 +178,7 @@ func (c *call) end() {
 		c.m = nil
 	}
 	c.ch.ctx = nil
+	c.split, c.unit, c.reqID = false, "", ""
 	c.s.calls.Put(c)
 }
 
@@ -140,11 +233,25 @@ func (c *call) Decode(ctx context.Context, data []byte) (*imaging.RGB, imaging.I
 }
 
 func (c *call) PredictImages(ctx context.Context, images [][]byte) ([][]float32, error) {
-	return c.s.classifyImages(ctx, c.m, &c.ch, images)
+	start := time.Now()
+	probs, prepared, err := c.s.classifyImages(ctx, c.m, &c.ch, images)
+	probs, err = c.s.injected(c.m, probs, err)
+	c.s.answered(c, start, probs, err)
+	if err == nil && c.split {
+		c.s.mirror(c, prepared, nil, len(images))
+	}
+	return probs, err
 }
 
 func (c *call) PredictTensor(ctx context.Context, tensor []float32, n int) ([][]float32, error) {
-	return c.s.classifyTensor(ctx, c.m, tensor, n)
+	start := time.Now()
+	probs, err := c.s.classifyTensor(ctx, c.m, tensor, n)
+	probs, err = c.s.injected(c.m, probs, err)
+	c.s.answered(c, start, probs, err)
+	if err == nil && c.split {
+		c.s.mirror(c, nil, tensor, n)
+	}
+	return probs, err
 }
 
 func (c *call) Tensor(count int) []float32 {

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,11 +53,28 @@ const (
 	DefaultDecodeTimeout = 5 * time.Second
 )
 
-// Config configures a Server. Only Model is required.
+// Config configures a Server. Only Model (or Models) is required.
 type Config struct {
 	// Model is an ONNX file, or a models:/NAME@ALIAS, models:/NAME/VERSION
-	// or runs:/ URI resolved through the tracking store at TrackingURI.
+	// or runs:/ URI resolved through the tracking store at TrackingURI: the
+	// one model served when Models is empty.
 	Model string
+	// Models are several models served side by side (models.go), each
+	// loaded and reloaded on its own, split by their weights, or shadows.
+	Models []ModelSpec
+	// SplitHeader and SplitCookie name a request's sticky unit for the
+	// split (default header X-User-Id; "-" for none; no cookie).
+	SplitHeader, SplitCookie string
+	// Guard bounds the canary guard (guard.go).
+	Guard GuardConfig
+	// ShadowMax bounds the shadow predictions running at once (default
+	// MaxBatch): a copy beyond it is dropped. ShadowTimeout bounds one
+	// (default 10 s).
+	ShadowMax     int
+	ShadowTimeout time.Duration
+	// PredictionLog, when set, records every prediction chosen by the split
+	// and every shadow answer, and serves POST /api/feedback and GET /api/ab.
+	PredictionLog PredictionLog
 	// TrackingURI is the MLflow store for models:/ and runs:/ URIs
 	// ("" = ./mlruns; the CLI passes $MLFLOW_TRACKING_URI).
 	TrackingURI string
@@ -116,8 +132,21 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if c.Model == "" {
+	if c.Model == "" && len(c.Models) == 0 {
 		return errors.New("serve: no model")
+	}
+	if err := checkSpecs(c.specs()); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	switch c.SplitHeader {
+	case "":
+		c.SplitHeader = DefaultSplitHeader
+	case "-":
+		c.SplitHeader = ""
+	}
+	c.Guard.setDefaults()
+	if c.ShadowTimeout <= 0 {
+		c.ShadowTimeout = DefaultShadowTimeout
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
@@ -136,6 +165,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Queue < 1 {
 		return fmt.Errorf("serve: queue %d must be positive", c.Queue)
+	}
+	if c.ShadowMax == 0 {
+		c.ShadowMax = c.MaxBatch
+	}
+	if c.ShadowMax < 0 {
+		return fmt.Errorf("serve: shadow max %d must not be negative", c.ShadowMax)
 	}
 	if c.Threads < 0 {
 		return fmt.Errorf("serve: threads %d must not be negative", c.Threads)
@@ -195,16 +230,21 @@ type Server struct {
 	routes  []route
 	started time.Time
 
-	// The model being served: nil until the first load. Requests take it
-	// with acquire under mu's read lock; a reload swaps it under the write
-	// lock, so a retired model gets no new requests.
-	mu  sync.RWMutex
-	cur *model
+	// The models served (models.go), fixed at New; each slot holds the
+	// model loaded for it now. The split's weights (split.go) are swapped
+	// whole; splitMu serialises their changes (admin, guard).
+	slots    []*slot
+	split    atomic.Pointer[split]
+	splitMu  sync.Mutex
+	champion int // the slot the guard compares challengers with, -1 if none
+	guard    *guard
+	infoMu   sync.Mutex // petbreed_model_info's updates
 
-	reloadMu   sync.Mutex // one reload at a time
-	lastErr    atomic.Pointer[reloadError]
-	failedNum  int  // alias version whose load failed (not retried by polling); under reloadMu
-	closed     bool // Close was called; under reloadMu
+	shadowing atomic.Int64 // shadow predictions running
+	// failInject, set by tests, makes a model's predictions fail.
+	failInject func(model string) error
+
+	closed     atomic.Bool // Close was called
 	retiring   sync.WaitGroup
 	draining   atomic.Bool
 	preparing  atomic.Int64  // images admitted and being prepared
@@ -254,6 +294,16 @@ func New(cfg Config) (*Server, error) {
 	)
 	s.budget.onBusy = s.metrics.rejected.Inc
 	s.releasePrepFn = s.releasePrep
+	specs := cfg.specs()
+	s.champion = -1
+	for i, sp := range specs {
+		s.slots = append(s.slots, &slot{spec: sp, idx: i, shadow: sp.Shadow})
+		if !sp.Shadow && (s.champion < 0 || sp.Weight > specs[s.champion].Weight) {
+			s.champion = i
+		}
+	}
+	s.guard = newGuard(cfg.Guard, len(s.slots))
+	s.setSplit(initialSplit(s.slots).weights, "config")
 	s.handler = s.routesHandler()
 	return s, nil
 }
@@ -309,8 +359,25 @@ func (s *Server) routesHandler() http.Handler {
 		p.Register(handle)
 	}
 
+	handle("GET", "/v2/models/stats", s.handleStats)
+	handle("GET", "/v2/models/{name}/stats", s.handleStats)
+	handle("GET", "/v2/models/{name}/versions/{version}/stats", s.handleStats)
+	handle("POST", "/v2/repository/index", s.handleRepositoryIndex)
+	// The prediction log's endpoints (package ab), 404 without one.
+	feedback, report := http.HandlerFunc(noPredictionLog), http.HandlerFunc(noPredictionLog)
+	if pl := s.cfg.PredictionLog; pl != nil {
+		feedback, report = pl.FeedbackHandler().ServeHTTP, pl.ReportHandler().ServeHTTP
+	}
+	handle("POST", "/api/feedback", feedback)
+	handle("GET", "/api/ab", report)
+
 	handle("POST", "/admin/reload", s.handleReload)
+	handle("POST", "/admin/split", s.handleSplit)
 	return s.middleware(mux)
+}
+
+func noPredictionLog(w http.ResponseWriter, r *http.Request) {
+	writeError(w, errorf(http.StatusNotFound, "not found", "the prediction log is off (petbreed serve --prediction-log PATH)"))
 }
 
 // protocolAdapter is a protocol (package restapi, v2): it registers its
@@ -319,34 +386,28 @@ type protocolAdapter interface {
 	Register(handle func(method, pattern string, h http.HandlerFunc))
 }
 
-// Ready reports whether a model is loaded and the server is not stopping.
+// Ready reports whether a model that answers (not a shadow) is loaded and
+// the server is not stopping.
 func (s *Server) Ready() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cur != nil && !s.draining.Load()
-}
-
-// acquire returns the model being served, held until release; nil when none
-// is loaded yet.
-func (s *Server) acquire() *model {
-	s.mu.RLock()
-	m := s.cur
-	if m != nil {
-		m.refs.Add(1)
+	if s.draining.Load() {
+		return false
 	}
-	s.mu.RUnlock()
-	return m
+	for _, sl := range s.slots {
+		if !sl.shadow && sl.current() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *model) release() { m.refs.Done() }
 
-// current returns the model being served without holding it (for
-// metadata); nil when none is loaded.
-func (s *Server) current() *model {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cur
-}
+// current returns the first configured model's current one without
+// holding it (for metadata); nil when none is loaded.
+func (s *Server) current() *model { return s.slots[0].current() }
+
+// acquire holds the first configured model's current one (nil if none).
+func (s *Server) acquire() *model { return s.slots[0].acquire() }
 
 // ModelInfo describes the model being served. URI and Path are where it
 // comes from on the server's disk: public omits them (or keeps a URI that
@@ -389,7 +450,8 @@ func redactPaths(msg string) string {
 	})
 }
 
-// Model describes the model being served; ok is false before the first load.
+// Model describes the first configured model; ok is false before its
+// first load.
 func (s *Server) Model() (info ModelInfo, ok bool) {
 	m := s.current()
 	if m == nil {
@@ -398,12 +460,22 @@ func (s *Server) Model() (info ModelInfo, ok bool) {
 	return m.info(), true
 }
 
-// Load resolves and loads the configured model and starts serving it (the
-// server is ready from then on). Run calls it; it is exported for servers
-// mounted through Handler.
+// Load resolves and loads every configured model and starts serving them
+// (the server is ready once one that answers is loaded). With several
+// models, one that fails to load is logged, shown in /api/health and tried
+// again every Poll; Load fails only when none that answers loads. Run calls
+// it; it is exported for servers mounted through Handler.
 func (s *Server) Load() error {
-	_, err := s.Reload()
-	return err
+	var first error
+	for _, sl := range s.slots {
+		if _, err := s.reloadSlot(sl); err != nil && first == nil {
+			first = err
+		}
+	}
+	if len(s.slots) == 1 || !s.Ready() {
+		return first
+	}
+	return nil
 }
 
 // ReloadResult is what a reload did.
@@ -412,115 +484,34 @@ type ReloadResult struct {
 	Previous *ModelInfo `json:"previous,omitempty"`
 }
 
-// Reload resolves the model URI again, loads that model beside the one
+// Reload resolves every model's URI again, loads each beside the one
 // being served and swaps it in: new requests go to the new model, and the
 // old one is closed once the requests holding it are done. A model that
 // fails to load leaves the old one serving; the error is logged, kept for
-// /api/health (last_reload_error) and returned. Reloads are serialised.
+// /api/health (last_reload_error) and returned. It returns the first
+// model's result and the first error.
 func (s *Server) Reload() (ReloadResult, error) {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	return s.reloadLocked()
-}
-
-func (s *Server) reloadLocked() (ReloadResult, error) {
-	if s.closed {
-		return ReloadResult{}, errors.New("the server is stopping")
-	}
-	r, err := s.resolve()
-	if err == nil {
-		var m *model
-		if m, err = s.load(r); err == nil {
-			return s.swap(m), nil
+	var res ReloadResult
+	var first error
+	for i, sl := range s.slots {
+		r, err := s.reloadSlot(sl)
+		if i == 0 {
+			res = r
 		}
-		if r.num > 0 {
-			s.failedNum = r.num
+		if err != nil && first == nil {
+			first = err
 		}
 	}
-	s.lastErr.Store(&reloadError{Message: err.Error(), Time: time.Now()})
-	s.metrics.reloads.WithLabelValues("failed").Inc()
-	old := s.current()
-	if old != nil {
-		s.log.Error("model reload failed: the current model goes on serving", "uri", s.cfg.Model,
-			"serving", old.name, "version", old.version, "err", err)
-	}
-	return ReloadResult{}, err
+	return res, first
 }
 
-// swap makes m the model being served and retires the previous one.
-func (s *Server) swap(m *model) ReloadResult {
-	s.mu.Lock()
-	old := s.cur
-	s.cur = m
-	s.mu.Unlock()
-	s.lastErr.Store(nil)
-	s.failedNum = 0
-	s.metrics.setModel(m.name, m.version)
-	s.metrics.reloads.WithLabelValues("ok").Inc()
-	res := ReloadResult{Model: m.info()}
-	if old != nil {
-		pi := old.info()
-		res.Previous = &pi
-		s.retiring.Add(1)
-		go func() {
-			defer s.retiring.Done()
-			old.retire()
-			s.log.Info("previous model closed", "name", old.name, "version", old.version)
-		}()
-		s.log.Info("model reloaded", "name", m.name, "version", m.version, "path", m.path,
-			"previous_version", old.version, "load_ms", ms(m.loadDur))
-	} else {
-		s.log.Info("model loaded", "name", m.name, "version", m.version, "path", m.path,
-			"classes", len(m.classes), "load_ms", ms(m.loadDur))
+// ReloadModel reloads the model served under name.
+func (s *Server) ReloadModel(name string) (ReloadResult, error) {
+	i := s.slotIndex(name)
+	if i < 0 {
+		return ReloadResult{}, &apiError{Status: http.StatusNotFound, Msg: "unknown model", Detail: fmt.Sprintf("no served model is named %q", name)}
 	}
-	return res
-}
-
-// poll reloads when the alias of a models:/NAME@ALIAS model moves. Which
-// alias, it learns from tracking's resolution of the URI (the model being
-// served, loaded before poll starts): serve does not parse the URI itself.
-func (s *Server) poll(ctx context.Context) {
-	cur := s.current()
-	if cur == nil || cur.alias == "" || s.cfg.Poll < 0 {
-		return
-	}
-	name, alias := cur.name, cur.alias
-	t := time.NewTicker(s.cfg.Poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.checkAlias(name, alias)
-	}
-}
-
-func (s *Server) checkAlias(name, alias string) {
-	store, err := s.trackingStore()
-	if err != nil {
-		return
-	}
-	num, err := store.Alias(name, alias)
-	if err != nil {
-		s.log.Warn("model poll: cannot read the alias", "uri", s.cfg.Model, "err", err)
-		return
-	}
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	cur := s.current()
-	if cur != nil && cur.version == strconv.Itoa(num) && s.failedNum != 0 {
-		// The alias is back on the version being served: the failed one
-		// is no longer wanted.
-		s.failedNum = 0
-		s.lastErr.Store(nil)
-	}
-	if cur == nil || cur.version == strconv.Itoa(num) || num == s.failedNum {
-		return
-	}
-	s.log.Info("model alias moved", "uri", s.cfg.Model, "from", cur.version, "to", num)
-	s.reloadLocked()
+	return s.reloadSlot(s.slots[i])
 }
 
 // closeGrace bounds how long Run waits, after the drain timeout has
@@ -557,7 +548,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		serveErr = srv.Serve(ln)
 		close(serveDone)
 	}()
-	s.log.Info("listening", "addr", ln.Addr().String(), "model", s.cfg.Model, "max_batch", s.cfg.MaxBatch,
+	s.log.Info("listening", "addr", ln.Addr().String(), "model", s.slots[0].spec.URI, "models", len(s.slots), "max_batch", s.cfg.MaxBatch,
 		"max_delay", s.cfg.MaxDelay.String(), "queue", s.cfg.Queue, "threads", s.cfg.Threads, "max_body", s.cfg.MaxBody,
 		"max_pixels", s.cfg.MaxPixels, "memory_budget", s.cfg.MemoryBudget, "budget_wait", s.cfg.BudgetWait.String(), "decode_timeout", s.cfg.DecodeTimeout.String(),
 		"drain_timeout", s.cfg.DrainTimeout.String(), "poll", s.cfg.Poll.String(), "admin", s.cfg.AdminToken != "")
@@ -568,7 +559,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	select {
 	case err = <-loaded:
 		if err != nil {
-			err = fmt.Errorf("load model %s: %w", s.cfg.Model, err)
+			err = fmt.Errorf("load model %s: %w", s.slots[0].spec.URI, err)
 		}
 	case <-serveDone:
 		err = serveErr
@@ -577,10 +568,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		<-loaded
 	}
 	if err == nil && ctx.Err() == nil {
-		s.log.Info("ready", "model", s.current().name, "version", s.current().version,
-			"since_start_ms", ms(time.Since(s.started)))
+		for _, sl := range s.slots {
+			if m := sl.current(); m != nil {
+				s.log.Info("ready", "model", m.desc.Name, "version", m.version, "shadow", sl.shadow,
+					"since_start_ms", ms(time.Since(s.started)))
+			}
+		}
 		pollCtx, stopPoll := context.WithCancel(ctx)
-		go s.poll(pollCtx)
+		for _, sl := range s.slots {
+			go s.pollSlot(pollCtx, sl)
+		}
+		go s.guardLoop(pollCtx)
 		select {
 		case <-ctx.Done():
 		case <-serveDone:
@@ -623,17 +621,22 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close unloads the model after the requests holding it are done. The
+// Close unloads the models after the requests holding them are done. The
 // handler answers 503 afterwards.
 func (s *Server) Close() {
-	s.reloadMu.Lock()
-	s.closed = true
-	s.mu.Lock()
-	m := s.cur
-	s.cur = nil
-	s.mu.Unlock()
-	s.reloadMu.Unlock()
-	if m != nil {
+	s.closed.Store(true)
+	var old []*model
+	for _, sl := range s.slots {
+		sl.reloadMu.Lock() // no reload is running, and none starts
+		sl.mu.Lock()
+		if sl.cur != nil {
+			old = append(old, sl.cur)
+		}
+		sl.cur = nil
+		sl.mu.Unlock()
+		sl.reloadMu.Unlock()
+	}
+	for _, m := range old {
 		m.retire()
 	}
 	s.retiring.Wait()

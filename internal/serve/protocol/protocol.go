@@ -41,6 +41,25 @@ type Model struct {
 	MaxBatch   int // the most images in one model run
 }
 
+// The headers of every answer from a model: the model (as it is served)
+// and version that answered.
+const (
+	HeaderModel   = "X-Petbreed-Model"
+	HeaderVersion = "X-Petbreed-Version"
+)
+
+// Served names the model and version that answer in w's headers; an
+// adapter calls it once it has its Predictor.
+func Served(w http.ResponseWriter, m *Model) {
+	h := w.Header()
+	h[HeaderModel] = []string{m.Name}
+	h[HeaderVersion] = []string{m.Version}
+}
+
+// RequestID is the request's id, as the server's middleware set it on the
+// answer (X-Request-Id): what the prediction log and feedback know it by.
+func RequestID(w http.ResponseWriter) string { return w.Header().Get("X-Request-Id") }
+
 // Request is one request's share of the server: its body, read and
 // charged to the memory budget, and images decoded within the server's
 // limits. What it holds is given back by the release function it came with

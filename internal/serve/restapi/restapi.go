@@ -91,6 +91,9 @@ type PredictAnswer struct {
 	TopK           []petbreed.Prediction `json:"top_k"`
 	Model          ModelRef              `json:"model"`
 	Ms             float64               `json:"ms"`
+	// RequestID is the answer's X-Request-Id, what POST /api/feedback
+	// names it by.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // handlePredict classifies one image: multipart field "file", or the body.
@@ -103,6 +106,7 @@ func (a *API) handlePredict(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	m := p.Model()
+	protocol.Served(w, m)
 	k := 5
 	if v := r.URL.Query().Get("top_k"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -135,6 +139,7 @@ func (a *API) handlePredict(w http.ResponseWriter, r *http.Request) {
 		TopK:           top,
 		Model:          ModelRef{m.Name, m.Version},
 		Ms:             float64(time.Since(start).Microseconds()) / 1000,
+		RequestID:      protocol.RequestID(w),
 	})
 }
 

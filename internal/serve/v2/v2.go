@@ -6,8 +6,10 @@ package v2
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -237,6 +239,7 @@ func (s *Protocol) handleV2Infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	protocol.Served(w, p.Model())
 	body, err := p.ReadBody(w, r)
 	if err != nil {
 		writeV2Error(w, err)
@@ -392,9 +395,13 @@ func writeInferResponse(w http.ResponseWriter, p protocol.Predictor, req *v2Requ
 	hdr = appendJSONString(hdr, m.Name)
 	hdr = append(hdr, `,"model_version":`...)
 	hdr = appendJSONString(hdr, m.Version)
+	// Every answer has an id (KServe's response requires one): the
+	// request's, else the server's request id.
+	hdr = append(hdr, `,"id":`...)
 	if len(req.ID) > 0 {
-		hdr = append(hdr, `,"id":`...)
 		hdr = append(hdr, compactJSON(req.ID)...)
+	} else {
+		hdr = appendJSONString(hdr, responseID(w))
 	}
 	hdr = append(hdr, `,"outputs":[`...)
 	for i, o := range outs {
@@ -476,6 +483,17 @@ func writeInferResponse(w http.ResponseWriter, p protocol.Predictor, req *v2Requ
 	w.WriteHeader(http.StatusOK)
 	w.Write(hdr)
 	return nil
+}
+
+// responseID is the answer's id when the request has none: the server's
+// request id (X-Request-Id), else a random one.
+func responseID(w http.ResponseWriter) string {
+	if id := protocol.RequestID(w); id != "" {
+		return id
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func appendJSONString(b []byte, s string) []byte {

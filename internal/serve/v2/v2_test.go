@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,6 +51,9 @@ func le(vs ...float32) []byte {
 	}
 	return b
 }
+
+// answerID is an answer's generated id.
+var answerID = regexp.MustCompile(`,"id":"[0-9a-f]{16}"`)
 
 func TestInfer(t *testing.T) {
 	img := []byte("\x89PNG-not-decoded-by-the-fake")
@@ -143,8 +147,12 @@ func TestInfer(t *testing.T) {
 				}
 				body = body[:n]
 			}
-			if string(body) != tt.want {
-				t.Errorf("answer\n%s\nwant\n%s", body, tt.want)
+			// Every answer has an id: a random one here (no request id).
+			if answerID.Find(body) == nil && !bytes.Contains(body, []byte(`"id":`)) {
+				t.Errorf("answer without an id: %s", body)
+			}
+			if got := answerID.ReplaceAll(body, nil); string(got) != tt.want {
+				t.Errorf("answer\n%s\nwant\n%s", got, tt.want)
 			}
 			if len(p.Images) != tt.images || p.N != tt.n {
 				t.Errorf("the predictor got %d images and %d tensors", len(p.Images), p.N)
