@@ -286,9 +286,21 @@ func (e *seen) valid() bool {
 	}
 	switch e.Kind {
 	case kindPrediction:
-		return e.Version != "" || e.Model != ""
+		return (e.Version != "" || e.Model != "") && sane(e.TopK.Probability, e.LatencyMS)
 	case kindFeedback:
 		return e.Label != ""
 	}
 	return false
+}
+
+// MaxLatencyMS is the longest latency a record may carry (an hour): beyond
+// it, or below 0, the value is not a request's, and sums of such would
+// overflow the report.
+const MaxLatencyMS = 3600e3
+
+// sane says whether a top-1 probability and a latency are values a
+// prediction can have: a probability in [0, 1] (a float32 softmax may pass
+// 1 by a rounding), a latency in [0, MaxLatencyMS].
+func sane(p float32, latencyMS float64) bool {
+	return p >= 0 && p <= 1.001 && latencyMS >= 0 && latencyMS <= MaxLatencyMS
 }

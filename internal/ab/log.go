@@ -180,8 +180,15 @@ func openAppend(path string) (*os.File, int64, error) {
 // is full (or the log is closed), r is dropped and counted (Dropped).
 func (l *Log) Record(r Record) {
 	e := entryOf(r)
+	k := e.kept()
+	// What a reader would skip is not written: no id, no model, a NaN or
+	// negative latency.
+	if k.RequestID == "" || (k.Model == "" && k.Version == "") || !sane(k.Conf, e.LatencyMS) {
+		l.dropped.Add(1)
+		return
+	}
 	line, err := json.Marshal(e)
-	if err != nil || !l.send(line, e.kept()) { // err: a NaN latency, not worth a line
+	if err != nil || !l.send(line, k) {
 		l.dropped.Add(1)
 		return
 	}

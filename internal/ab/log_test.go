@@ -218,6 +218,20 @@ func TestQueueFull(t *testing.T) {
 	if l.Dropped() != 2 {
 		t.Errorf("dropped %d", l.Dropped())
 	}
+	// What a reader would skip is not written either.
+	for _, bad := range []Record{
+		{RequestID: "", Model: "m", Version: "1"},
+		{RequestID: "x"},
+		{RequestID: "x", Model: "m", LatencyMS: -1},
+		{RequestID: "x", Model: "m", LatencyMS: MaxLatencyMS + 1},
+		{RequestID: "x", Model: "m", TopK: []petbreed.Prediction{{Label: "cat", Probability: 2}}},
+	} {
+		before := l.Dropped()
+		l.Record(bad)
+		if l.Dropped() != before+1 || len(l.ch) != 0 {
+			t.Errorf("%+v was not dropped", bad)
+		}
+	}
 }
 
 func TestClip(t *testing.T) {
