@@ -20,9 +20,9 @@ import (
 // fp32 twin (the graph shape of the zoo's fp32 MobileNetV2 that `pull
 // backbone` downloads: features found in the float graph, the export checked
 // against the head by the pipeline), and on the int8 backbone with the
-// mirror averaged in the exported graph (tta: [flip], the export checked
-// against the mean of the head over both views). Both champions carry the
-// pet check.
+// mirror, a centre zoom and its mirror averaged in the exported graph (the
+// export checked against the mean of the head over the four views). Both
+// champions carry the pet check.
 func TestBackbonePaths(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two pipelines and two servers")
@@ -31,7 +31,7 @@ func TestBackbonePaths(t *testing.T) {
 		name, backbone, config string
 	}{
 		{"fp32 twin", "mobilenetv2-12-fp32-twin.onnx", ""},
-		{"int8 tta flip", "mobilenetv2-12-int8.onnx", "tta: [flip]\n"},
+		{"int8 tta", "mobilenetv2-12-int8.onnx", "tta: [flip, c192, c192f]\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -64,7 +64,7 @@ func TestBackbonePaths(t *testing.T) {
 			if len(info.Outputs) != 2 || info.Outputs[1].Name != onnx.ExportPetScore || info.Metadata["petbreed.pet_threshold"] == "" {
 				t.Errorf("champion outputs %v, metadata %v", info.Outputs, info.MetadataKeys())
 			}
-			if tta := info.Metadata["petbreed.tta"]; (tc.config != "") != (tta == `["flip"]`) {
+			if tta := info.Metadata["petbreed.tta"]; (tc.config != "") != (tta == `["flip","c192","c192f"]`) {
 				t.Errorf("petbreed.tta = %q", tta)
 			}
 

@@ -105,7 +105,7 @@ func TestPetCheck(t *testing.T) {
 		{"no pet output", onnx.ExportOptions{}, nil, false, 0},
 		{"calibrated", onnx.ExportOptions{PetScore: true}, map[string]string{petbreed.MetaPetThreshold: "0.25"}, true, 0.25},
 		{"no threshold", onnx.ExportOptions{PetScore: true}, nil, true, DefaultPetThreshold},
-		{"with tta", onnx.ExportOptions{PetScore: true, TTA: []string{onnx.ViewFlip}}, map[string]string{petbreed.MetaPetThreshold: "0.3"}, true, 0.3},
+		{"with tta", onnx.ExportOptions{PetScore: true, TTA: []onnx.TTAView{onnx.MirrorView()}}, map[string]string{petbreed.MetaPetThreshold: "0.3"}, true, 0.3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Open(exportPet(t, "mobilenetv2-12-int8.onnx", tc.opt, tc.meta), Options{Threads: 2})

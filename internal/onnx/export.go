@@ -304,9 +304,6 @@ func Export(backbone []byte, f Features, w, b []float32, classes int, meta map[s
 // a second output, the backbone's own probability of a cat or a dog, and
 // test-time augmentation averaged inside the graph.
 func ExportWith(backbone []byte, f Features, w, b []float32, classes int, meta map[string]string, opt ExportOptions) ([]byte, error) {
-	if err := opt.check(); err != nil {
-		return nil, err
-	}
 	switch {
 	case classes <= 0:
 		return nil, fmt.Errorf("onnx: export: %d classes", classes)
@@ -376,7 +373,14 @@ func replaceHead(m *Model, g *graph, f Features, w, b []float32, classes int, op
 	}
 	opset, _ := info.Opset("")
 	if len(opt.TTA) > 0 {
-		if err := g.checkViews(opset, f.Input); err != nil {
+		var h, w int64
+		if len(f.InputShape) == 4 {
+			h, w = f.InputShape[2].Value, f.InputShape[3].Value
+		}
+		if err := checkViews(opt.TTA, h, w); err != nil {
+			return err
+		}
+		if err := g.checkViewGraph(opset, f.Input, opt.TTA); err != nil {
 			return err
 		}
 	}
@@ -450,7 +454,7 @@ func replaceHead(m *Model, g *graph, f Features, w, b []float32, classes int, op
 		addPetScore(gr, imagenet, pet, value, node, init)
 	}
 	if len(opt.TTA) > 0 {
-		views := viewRewrite{opset: opset, input: f.Input, views: 1 + len(opt.TTA), classes: classes,
+		views := viewRewrite{opset: opset, input: f.Input, views: opt.TTA, classes: classes,
 			value: value, node: node, init: init}
 		views.average(gr, probs, ExportProbabilities, true)
 		if opt.PetScore {

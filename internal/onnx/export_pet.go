@@ -12,21 +12,9 @@ type ExportOptions struct {
 	// cats (PetClasses), from the same forward pass as the breed answer. The
 	// backbone must end in its 1000-class ImageNet classifier.
 	PetScore bool
-	// TTA names the views, besides the image itself, averaged inside the
-	// graph (test-time augmentation, export_tta.go): "flip" (ViewFlip).
-	TTA []string
-}
-
-func (o ExportOptions) check() error {
-	for i, v := range o.TTA {
-		if !slices.Contains(TTAViews(), v) {
-			return fmt.Errorf("onnx: export: unknown test-time view %q (known: %v)", v, TTAViews())
-		}
-		if slices.Contains(o.TTA[:i], v) {
-			return fmt.Errorf("onnx: export: test-time view %q given twice", v)
-		}
-	}
-	return nil
+	// TTA are the views, besides the image itself, averaged inside the
+	// graph (test-time augmentation, export_tta.go).
+	TTA []TTAView
 }
 
 // ExportPetScore names the pet score output of ExportWith.

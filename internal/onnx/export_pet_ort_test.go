@@ -3,6 +3,7 @@ package onnx_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"petbreed/internal/features"
 	"petbreed/internal/onnx"
 	"petbreed/internal/onnxrt"
 	"petbreed/internal/testassets"
@@ -89,17 +91,6 @@ func petScores(logits []float32) []float64 {
 			pet += e * float64(mask[c])
 		}
 		out[i] = pet / sum
-	}
-	return out
-}
-
-// flipTensor mirrors each [3,H,W] image of batch left to right.
-func flipTensor(batch []float32, size int) []float32 {
-	out := make([]float32, len(batch))
-	for row := 0; row < len(batch)/size; row++ {
-		for x := 0; x < size; x++ {
-			out[row*size+x] = batch[row*size+size-1-x]
-		}
 	}
 	return out
 }
@@ -214,8 +205,23 @@ func TestExportPetScoreORT(t *testing.T) {
 	}
 }
 
-// TestExportTTAORT: the graph's answer with the mirror view is the mean of
-// the exported model's answers on the image and on its mirror, run apart.
+// ttaViews are package features' views as the export takes them.
+func ttaViews(t testing.TB, names ...features.View) []onnx.TTAView {
+	var out []onnx.TTAView
+	for _, v := range names {
+		s, ok := v.Spec()
+		if !ok {
+			t.Fatalf("no view %q", v)
+		}
+		out = append(out, onnx.TTAView{Name: string(v), Crop: s.Crop, X: s.X, Y: s.Y, Flip: s.Flip})
+	}
+	return out
+}
+
+// TestExportTTAORT: the graph's answer with test-time views is the mean of
+// the exported model's answers on each view, run apart, the views made by
+// package features' Go reference (View.Apply): the mirror alone, and the
+// mirror with a centre zoom, its mirror and two corner crops.
 func TestExportTTAORT(t *testing.T) {
 	images := []string{
 		testassets.Path(t, "photos", "chelsea.png"),
@@ -224,60 +230,98 @@ func TestExportTTAORT(t *testing.T) {
 	}
 	batch := imageBatch(t, images...)
 	n := len(images)
-	shape := []int64{int64(n), 3, 224, 224}
+	const size = 224
+	shape := []int64{int64(n), 3, size, size}
 	for _, name := range backbones {
-		t.Run(name, func(t *testing.T) {
-			backbone := testassets.Read(t, "backbone", name)
-			f, err := onnx.FindFeatures(backbone)
-			if err != nil {
-				t.Fatal(err)
-			}
-			const classes = 3
-			w, b := randomHead(f.Dim, classes)
-			single, err := onnx.ExportWith(backbone, f, w, b, classes, nil, onnx.ExportOptions{PetScore: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tta, err := onnx.ExportWith(backbone, f, w, b, classes, nil, onnx.ExportOptions{PetScore: true, TTA: []string{onnx.ViewFlip}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := openBytes(t, "single.onnx", single, onnxrt.Options{})
-			orig, err := s.Run(batch, shape)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mirror, err := s.Run(flipTensor(batch, 224), shape)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := openBytes(t, "tta.onnx", tta, onnxrt.Options{}).Run(batch, shape)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for o, size := range []int{n * classes, n} {
-				if len(got[o].Float32) != size {
-					t.Fatalf("output %s: %v", got[o].Name, got[o].Shape)
+		for _, views := range [][]features.View{
+			{features.Flipped},
+			{features.Flipped, features.Center192, features.Center192Flipped, features.TopLeft192, features.BottomRight192},
+		} {
+			t.Run(fmt.Sprintf("%s/%d views", name, 1+len(views)), func(t *testing.T) {
+				backbone := testassets.Read(t, "backbone", name)
+				f, err := onnx.FindFeatures(backbone)
+				if err != nil {
+					t.Fatal(err)
 				}
-				want := make([]float64, size)
-				var moved float64
-				for i := range want {
-					want[i] = (float64(orig[o].Float32[i]) + float64(mirror[o].Float32[i])) / 2
-					moved = math.Max(moved, math.Abs(float64(orig[o].Float32[i]-mirror[o].Float32[i])))
+				const classes = 3
+				w, b := randomHead(f.Dim, classes)
+				single, err := onnx.ExportWith(backbone, f, w, b, classes, nil, onnx.ExportOptions{PetScore: true})
+				if err != nil {
+					t.Fatal(err)
 				}
-				if d := maxAbsDiff(got[o].Float32, want); d > 1e-5 {
-					t.Errorf("%s: TTA %v, mean of the views %v (max diff %g)", got[o].Name, got[o].Float32, want, d)
+				tta, err := onnx.ExportWith(backbone, f, w, b, classes, nil, onnx.ExportOptions{PetScore: true, TTA: ttaViews(t, views...)})
+				if err != nil {
+					t.Fatal(err)
 				}
-				// The mirror is a different view: the test would see a graph
-				// that ignored it.
-				if moved < 1e-4 {
-					t.Errorf("%s: the mirror changes nothing (%g)", got[o].Name, moved)
+				s := openBytes(t, "single.onnx", single, onnxrt.Options{})
+				var each [][]onnxrt.Output
+				var stacked []float32 // the views, as the Go reference makes them
+				for _, v := range append([]features.View{features.Original}, views...) {
+					in := make([]float32, len(batch))
+					for i := 0; i < n; i++ {
+						one := 3 * size * size
+						if err := v.Apply(batch[i*one:(i+1)*one], in[i*one:(i+1)*one], size); err != nil {
+							t.Fatal(err)
+						}
+					}
+					stacked = append(stacked, in...)
+					out, err := s.Run(in, shape)
+					if err != nil {
+						t.Fatal(err)
+					}
+					each = append(each, out)
 				}
-			}
-			if !reflect.DeepEqual(got[0].Shape, []int64{int64(n), classes}) || !reflect.DeepEqual(got[1].Shape, []int64{int64(n)}) {
-				t.Errorf("shapes %v %v", got[0].Shape, got[1].Shape)
-			}
-		})
+				got, err := openBytes(t, "tta.onnx", tta, onnxrt.Options{ExtraOutputs: []string{"tta_views"}}).Run(batch, shape)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The graph makes the views the Go reference makes (ONNX
+				// Resize, linear, half_pixel, up to float rounding).
+				if len(got) != 3 || len(got[2].Float32) != len(stacked) {
+					t.Fatalf("outputs %d, views %v", len(got), got[len(got)-1].Shape)
+				}
+				dv := maxAbsDiff(got[2].Float32, float64s(stacked))
+				t.Logf("views: max |graph - Go| %.3g", dv)
+				if dv > 1e-4 {
+					t.Errorf("the graph's views differ from View.Apply's by %g", dv)
+				}
+				// The int8 backbone quantizes its input: a crop's resized
+				// pixels, a rounding away from the Go reference's, can fall
+				// on the other side of a quantization step, and the int8
+				// network turns that into differences of a few 0.01 in its
+				// answers. The fp32 twin agrees to float rounding.
+				tolerance := 1e-5
+				if f.Quantized && len(views) > 1 {
+					tolerance = 0.05
+				}
+				for o, size := range []int{n * classes, n} {
+					if len(got[o].Float32) != size {
+						t.Fatalf("output %s: %v", got[o].Name, got[o].Shape)
+					}
+					want := make([]float64, size)
+					var moved float64
+					for i := range want {
+						for _, e := range each {
+							want[i] += float64(e[o].Float32[i]) / float64(len(each))
+							moved = math.Max(moved, math.Abs(float64(e[o].Float32[i]-each[0][o].Float32[i])))
+						}
+					}
+					d := maxAbsDiff(got[o].Float32, want)
+					t.Logf("%s: max |graph - mean of the views run apart| %.3g (the views differ by up to %.3g)", got[o].Name, d, moved)
+					if d > tolerance {
+						t.Errorf("%s: TTA %v, mean of the views %v (max diff %g)", got[o].Name, got[o].Float32, want, d)
+					}
+					// The views are different: the test would see a graph
+					// that ignored them.
+					if moved < 1e-4 {
+						t.Errorf("%s: the views change nothing (%g)", got[o].Name, moved)
+					}
+				}
+				if !reflect.DeepEqual(got[0].Shape, []int64{int64(n), classes}) || !reflect.DeepEqual(got[1].Shape, []int64{int64(n)}) {
+					t.Errorf("shapes %v %v", got[0].Shape, got[1].Shape)
+				}
+			})
+		}
 	}
 }
 
@@ -303,8 +347,10 @@ func TestExportWithErrors(t *testing.T) {
 		opt      onnx.ExportOptions
 		contains string
 	}{
-		{"unknown view", backbone, f, onnx.ExportOptions{TTA: []string{"rotate"}}, `unknown test-time view "rotate"`},
-		{"view twice", backbone, f, onnx.ExportOptions{TTA: []string{"flip", "flip"}}, `"flip" given twice`},
+		{"the image itself", backbone, f, onnx.ExportOptions{TTA: []onnx.TTAView{{Name: "orig"}}}, `"orig" is the image itself`},
+		{"view twice", backbone, f, onnx.ExportOptions{TTA: []onnx.TTAView{onnx.MirrorView(), onnx.MirrorView()}}, `"flip" given twice`},
+		{"crop outside", backbone, f, onnx.ExportOptions{TTA: []onnx.TTAView{{Name: "c", Crop: 200, X: 30}}}, "outside the 224x224 image"},
+		{"no name", backbone, f, onnx.ExportOptions{TTA: []onnx.TTAView{{Flip: true}}}, "has no name"},
 		{"pet score of a 2-class model", exported, ef, onnx.ExportOptions{PetScore: true}, "want float32 [batch, 1000] ImageNet scores"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,7 +26,7 @@ func BenchmarkExportedViews(b *testing.B) {
 	}{
 		{"plain", onnx.ExportOptions{}},
 		{"pet", onnx.ExportOptions{PetScore: true}},
-		{"pet+flip", onnx.ExportOptions{PetScore: true, TTA: []string{onnx.ViewFlip}}},
+		{"pet+flip", onnx.ExportOptions{PetScore: true, TTA: []onnx.TTAView{onnx.MirrorView()}}},
 	}
 	if _, err := onnxrt.Load(); err != nil {
 		b.Fatal(err)

@@ -19,7 +19,11 @@ import (
 // configuration's test-time views. A backbone that does not end in its
 // 1000 ImageNet classes gets no pet check, said in the log.
 func petExport(ext *features.Extractor, x []float32, n int, tta []string, logf func(string, ...any)) (onnx.ExportOptions, map[string]string, error) {
-	opt := onnx.ExportOptions{TTA: tta}
+	views, err := ttaViews(tta)
+	if err != nil {
+		return onnx.ExportOptions{}, nil, err
+	}
+	opt := onnx.ExportOptions{TTA: views}
 	meta := map[string]string{}
 	if len(tta) > 0 {
 		meta[petbreed.MetaTTA] = mustJSON(tta)
@@ -43,15 +47,26 @@ func petExport(ext *features.Extractor, x []float32, n int, tta []string, logf f
 
 // checkTTA says what is wrong with the configuration's test-time views.
 func checkTTA(tta []string) error {
-	for i, v := range tta {
-		if !slices.Contains(onnx.TTAViews(), v) {
-			return fmt.Errorf("tta: unknown view %q (known: %v)", v, onnx.TTAViews())
+	_, err := ttaViews(tta)
+	return err
+}
+
+// ttaViews are the named views of package features (features.Views, but
+// not the image itself, which is always one) as the export takes them.
+func ttaViews(names []string) ([]onnx.TTAView, error) {
+	var out []onnx.TTAView
+	for i, name := range names {
+		v, err := features.ParseView(name)
+		if err != nil {
+			return nil, fmt.Errorf("tta: %w", err)
 		}
-		if slices.Contains(tta[:i], v) {
-			return fmt.Errorf("tta: view %q given twice", v)
+		if v == features.Original || slices.Contains(names[:i], name) {
+			return nil, fmt.Errorf("tta: view %q: the image itself, or given twice", name)
 		}
+		s, _ := v.Spec()
+		out = append(out, onnx.TTAView{Name: name, Crop: s.Crop, X: s.X, Y: s.Y, Flip: s.Flip})
 	}
-	return nil
+	return out, nil
 }
 
 // ttaProbabilities is what the exported model answers with the test-time
