@@ -222,6 +222,13 @@ async function classify(item) {
   meta.textContent = `${bytes(item.file.size)} · ${ms(total)} (server ${ms(r.ms)})`;
   meta.title = `${ms(total)} from sending the image to the answer, ${ms(r.ms)} of it in the server; model ${r.model.name} v${r.model.version}`;
   const bars = item.node.querySelector(".bars");
+  // The model's pet check (issue 13): the breeds stay, flagged.
+  item.node.querySelector(".notpet")?.remove();
+  const notPet = r.pet && !r.pet.is_pet;
+  if (notPet) {
+    bars.before(el("p", { class: "notpet" }, "This does not look like a cat or a dog.",
+      el("small", {}, `Pet score ${pct(r.pet.score)}, under the model's threshold of ${pct(r.pet.threshold)}. If it were one, its breed would be:`)));
+  }
   bars.replaceChildren(...r.top_k.map((p) => {
     const fill = el("span", { class: "fill" });
     fill.style.width = `${Math.max(0, Math.min(100, p.probability * 100)).toFixed(2)}%`;
@@ -230,7 +237,7 @@ async function classify(item) {
       el("span", { class: "pct" }, pct(p.probability)),
       el("span", { class: "track", "aria-hidden": "true" }, fill));
   }));
-  announce.textContent = `${item.file.name || "Pasted image"}: ${r.predicted_breed}, ${pct(r.confidence)}.`;
+  announce.textContent = `${item.file.name || "Pasted image"}: ${notPet ? "not a cat or a dog; if it were, " : ""}${r.predicted_breed}, ${pct(r.confidence)}.`;
   if (!inspected) inspect(item, false);
 }
 
@@ -252,6 +259,7 @@ function showError(item, title, detail, retry) {
   const node = item.node;
   node.classList.add("failed");
   node.querySelector(".bars").hidden = true;
+  node.querySelector(".notpet")?.remove();
   const p = node.querySelector(".error");
   p.replaceChildren(title, detail ? el("small", {}, detail) : "");
   p.hidden = false;
