@@ -1,6 +1,7 @@
 package mlflowrest
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -505,5 +506,57 @@ func TestTLS(t *testing.T) {
 	opt.CACertFile = filepath.Join(t.TempDir(), "missing.pem")
 	if _, err := New(ts.URL, opt); err == nil {
 		t.Error("a missing CA file was accepted")
+	}
+}
+
+// An upload that takes longer than Timeout but never stalls that long goes
+// through: the timeout bounds each wait, not the transfer.
+func TestSlowUploadNotCut(t *testing.T) {
+	var got atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := r.Body.Read(buf)
+				got.Add(int64(n))
+				if err != nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			w.Write([]byte("{}"))
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"run": map[string]any{"info": map[string]any{
+			"run_id": fakeRun, "status": "RUNNING", "artifact_uri": "mlflow-artifacts:/1/" + fakeRun + "/artifacts"}}})
+	}))
+	t.Cleanup(ts.Close)
+	opt := fast()
+	opt.Timeout, opt.MaxRetries = 400*time.Millisecond, -1
+	// Small socket buffers, so the client's reads of the file follow the
+	// server's pace instead of filling the kernel's buffers at once.
+	dialer := &net.Dialer{}
+	opt.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetWriteBuffer(32 << 10)
+		}
+		return conn, err
+	}}}
+	c := newClient(t, ts.URL, opt)
+	w, err := c.OpenRun(fakeRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(src, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := w.(*Run).LogArtifactFile("big", src); err != nil {
+		t.Fatalf("after %v: %v", time.Since(start), err)
+	}
+	if got.Load() != 1<<20 || time.Since(start) < opt.Timeout {
+		t.Errorf("server got %d bytes in %v", got.Load(), time.Since(start))
 	}
 }

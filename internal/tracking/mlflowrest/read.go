@@ -301,6 +301,9 @@ type idleReader struct {
 	timer  *time.Timer
 	idle   time.Duration
 	cancel context.CancelFunc
+	// keepOnClose: an upload's body, closed by the transport once sent;
+	// the timer goes on bounding the wait for the answer.
+	keepOnClose bool
 }
 
 func newIdleReader(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc) *idleReader {
@@ -317,9 +320,11 @@ func (r *idleReader) Read(p []byte) (int, error) {
 }
 
 func (r *idleReader) Close() error {
-	r.timer.Stop()
 	err := r.rc.Close()
-	r.cancel()
+	if !r.keepOnClose {
+		r.timer.Stop()
+		r.cancel()
+	}
 	return err
 }
 

@@ -461,9 +461,27 @@ func (r *Run) upload(relPath string, body func() (io.ReadCloser, int64, error)) 
 	if err != nil {
 		return fmt.Errorf("run %s: log artifact %q: %w", r.id, relPath, err)
 	}
-	req := &request{method: http.MethodPut, path: artifactPrefix + escapePath(base+"/"+relPath), upload: body, policy: idempotent}
-	err = r.c.retryPolicy(idempotent, func(ctx context.Context) error {
+	// No deadline for the whole transfer (a large model on a slow link takes
+	// what it takes): each wait for the transport to take more bytes, and
+	// then for the answer, is bounded by Timeout.
+	err = r.c.retryPolicy(idempotent, func(context.Context) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var watch *idleReader
+		req := &request{method: http.MethodPut, path: artifactPrefix + escapePath(base+"/"+relPath), policy: idempotent,
+			upload: func() (io.ReadCloser, int64, error) {
+				rc, n, err := body()
+				if err != nil {
+					return nil, 0, err
+				}
+				watch = newIdleReader(rc, r.c.opt.Timeout, cancel)
+				watch.keepOnClose = true // the answer is still to come
+				return watch, n, nil
+			}}
 		resp, err := r.c.send(ctx, req, false)
+		if watch != nil {
+			defer watch.timer.Stop()
+		}
 		if err != nil {
 			return err
 		}
