@@ -23,6 +23,9 @@ func BenchmarkPipelinePrevious(b *testing.B) { benchPipeline(b, previousConfig()
 func previousConfig() Config {
 	c := DefaultConfig()
 	c.Recipes = c.Recipes[:4]
+	for i := range c.Recipes {
+		c.Recipes[i].Baseline = false
+	}
 	c.CVBelow = 0
 	return c
 }

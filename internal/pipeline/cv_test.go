@@ -211,6 +211,9 @@ func TestPipelineScarceCV(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("selected %s, test_acc %.4f", sum.Selected, sum.TestAcc)
+	if !cfg.Recipes[0].Baseline || sum.Selected != "lbfgs_flip" {
+		t.Errorf("selected %s: want lbfgs_flip, the recipe that is not a baseline", sum.Selected)
+	}
 	if sum.Selection != "cv" || sum.CVFolds != 5 || sum.Train != 18 || sum.Val != 0 || sum.Test != 298 {
 		t.Errorf("selection %s/%d, split %d/%d/%d", sum.Selection, sum.CVFolds, sum.Train, sum.Val, sum.Test)
 	}

@@ -185,6 +185,12 @@ func TestScarceStudy(t *testing.T) {
 		}
 	}
 	def := DefaultConfig()
+	// The original recipes as recipes to select from (not baselines), for
+	// the earlier pipelines.
+	original := append([]Recipe{}, def.Recipes[:3]...)
+	for i := range original {
+		original[i].Baseline = false
+	}
 	orig := []features.View{features.Original}
 	flip := []features.View{features.Original, features.Flipped}
 	all := features.Views()
@@ -196,7 +202,7 @@ func TestScarceStudy(t *testing.T) {
 	adamAll := adamFlip
 	adamAll.Name, adamAll.Flip, adamAll.Views = "wd_es_views8", false, all
 	recipes := []Recipe{
-		def.Recipes[0], // the original's lr0.001_bs32
+		original[0], // the original's lr0.001_bs32
 		adamFlip,
 		adamAll,
 		lb("lbfgs", orig),
@@ -213,12 +219,12 @@ func TestScarceStudy(t *testing.T) {
 		return c
 	}
 	prev := def
-	prev.Recipes = append(append([]Recipe{}, def.Recipes[:3]...), adamFlip)
+	prev.Recipes = append(append([]Recipe{}, original...), adamFlip)
 	pipelines := []struct {
 		name string
 		cfg  Config
 	}{
-		{"original (3 recipes, val, no refit)", func() Config { c := def; c.Recipes = def.Recipes[:3]; c.Refit = false; c.CVBelow = 0; return c }()},
+		{"original (3 recipes, val, no refit)", func() Config { c := def; c.Recipes = original; c.Refit = false; c.CVBelow = 0; return c }()},
 		{"previous default (4 recipes, val, refit)", withCV(prev, 0)},
 		{"previous default recipes + cv", withCV(prev, 20)},
 		{"previous + lbfgs_flip, cv", withCV(plus(prev, lb("lbfgs_flip", flip)), 20)},
