@@ -125,7 +125,7 @@ func OpenOptions(path string, o Options) (*Log, error) {
 		return nil, fmt.Errorf("prediction log: a bound of %d bytes is too small (at least 4096)", o.MaxBytes)
 	}
 	l := &Log{path: path, opt: o, ch: make(chan item, o.Queue), flushc: make(chan chan struct{}), done: make(chan struct{})}
-	l.ids = newIDSet(idCapacity(o.MaxBytes))
+	l.ids = newIDSet()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("prediction log: %w", err)
 	}
@@ -141,13 +141,6 @@ func OpenOptions(path string, o Options) (*Log, error) {
 	}
 	go l.writer(f, size)
 	return l, nil
-}
-
-// idCapacity is how many request ids the feedback endpoint remembers: about
-// as many as the log's files can hold (a record line is over 100 bytes).
-func idCapacity(maxBytes int64) int {
-	n := maxBytes / 128
-	return int(min(max(n, 1024), 1<<20))
 }
 
 func openAppend(path string) (*os.File, int64, error) {
@@ -281,6 +274,9 @@ func (l *Log) writer(f *os.File, size int64) {
 		w.Write(it.line)
 		if err := w.WriteByte('\n'); err != nil {
 			fail(err)
+			if !it.e.Feedback {
+				l.ids.remove(it.e.RequestID)
+			}
 			return
 		}
 		size += n
@@ -360,6 +356,12 @@ func (l *Log) rotated() {
 	defer l.memMu.Unlock()
 	last := len(l.counts) - 1
 	if gone := l.counts[last]; gone > 0 {
+		// Their requests are no longer known to feedback.
+		for _, e := range l.mem[:gone] {
+			if !e.Feedback {
+				l.ids.remove(e.RequestID)
+			}
+		}
 		// A new array: the old one may be in a report being computed, and
 		// the dropped entries are freed.
 		l.mem = slices.Clone(l.mem[gone:])
@@ -403,44 +405,39 @@ func (l *Log) snapshot() *Entries {
 	return &Entries{entries: l.mem[:len(l.mem):len(l.mem)], Skipped: l.skipped}
 }
 
-// idSet remembers the last n request ids (as 64-bit hashes), oldest forgotten first.
+// idSet is the request ids of the predictions in the log (as 64-bit
+// hashes, counted: a request has several answers), for the feedback
+// endpoint. An id is added when it is recorded and removed when rotation
+// deletes its line, so it is bounded by the log's own bound.
 type idSet struct {
 	mu   sync.Mutex
 	seed maphash.Seed
-	set  map[uint64]int // hash → how many times in ring
-	ring []uint64
-	next int
-	full bool
+	n    map[uint64]int32
 }
 
-func newIDSet(n int) *idSet {
-	return &idSet{seed: maphash.MakeSeed(), set: make(map[uint64]int), ring: make([]uint64, n)}
+func newIDSet() *idSet {
+	return &idSet{seed: maphash.MakeSeed(), n: make(map[uint64]int32)}
 }
 
 func (s *idSet) add(id string) {
-	if id == "" {
-		return
-	}
 	h := maphash.String(s.seed, id)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.full {
-		old := s.ring[s.next]
-		if s.set[old]--; s.set[old] <= 0 {
-			delete(s.set, old)
-		}
+	s.n[h]++
+	s.mu.Unlock()
+}
+
+func (s *idSet) remove(id string) {
+	h := maphash.String(s.seed, id)
+	s.mu.Lock()
+	if s.n[h]--; s.n[h] <= 0 {
+		delete(s.n, h)
 	}
-	s.ring[s.next] = h
-	s.set[h]++
-	s.next++
-	if s.next == len(s.ring) {
-		s.next, s.full = 0, true
-	}
+	s.mu.Unlock()
 }
 
 func (s *idSet) has(id string) bool {
 	h := maphash.String(s.seed, id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.set[h] > 0
+	return s.n[h] > 0
 }

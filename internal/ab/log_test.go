@@ -86,6 +86,10 @@ func TestRotation(t *testing.T) {
 	if rep, err := fromFiles.Compare(""); err != nil || rep.Records != live.Records || live.Records == 0 || live.Records >= n {
 		t.Errorf("the live report has %d records, the files %d (%v)", live.Records, rep.Records, err)
 	}
+	// The oldest requests were deleted with their file: unknown to feedback.
+	if l.ids.has("req-0000") || !l.ids.has(fmt.Sprintf("req-%04d", n-1)) || len(l.ids.n) != live.Records {
+		t.Errorf("ids: oldest %v, newest %v, %d ids for %d records", l.ids.has("req-0000"), l.ids.has(fmt.Sprintf("req-%04d", n-1)), len(l.ids.n), live.Records)
+	}
 	// Reopened, the log knows the same entries.
 	l2, err := OpenOptions(path, Options{MaxBytes: bound, Files: 2})
 	if err != nil {
@@ -204,7 +208,7 @@ func TestUnreadable(t *testing.T) {
 
 // A full queue drops the record and counts it, without waiting.
 func TestQueueFull(t *testing.T) {
-	l := &Log{ch: make(chan item, 1), ids: newIDSet(16)} // no writer: the queue fills
+	l := &Log{ch: make(chan item, 1), ids: newIDSet()} // no writer: the queue fills
 	l.Record(rec("a", "1", false, "cat", 1))
 	l.Record(rec("b", "1", false, "cat", 1))
 	if l.Dropped() != 1 || !l.ids.has("a") || l.ids.has("b") {
@@ -246,15 +250,20 @@ func TestClip(t *testing.T) {
 }
 
 func TestIDSet(t *testing.T) {
-	s := newIDSet(3)
-	for _, id := range []string{"a", "b", "c", "a", "d"} {
+	s := newIDSet()
+	for _, id := range []string{"a", "b", "a"} {
 		s.add(id)
 	}
-	// The ring holds c, a, d: b is forgotten, a is still in.
-	for id, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true, "": false} {
+	s.remove("a")
+	s.remove("b")
+	// a was added twice (two answers), removed once.
+	for id, want := range map[string]bool{"a": true, "b": false, "c": false} {
 		if s.has(id) != want {
 			t.Errorf("has(%q) = %v", id, !want)
 		}
+	}
+	if len(s.n) != 1 {
+		t.Errorf("%d hashes kept", len(s.n))
 	}
 }
 
