@@ -276,11 +276,10 @@ type request struct {
 	policy policy
 }
 
+// endpoint is the URL of path (already escaped: API routes are plain,
+// artifact paths go through escapePath) below the server's base.
 func (c *Client) endpoint(path string, q url.Values) string {
-	u := *c.base
-	u.Path = c.base.Path + path
-	u.RawPath = ""
-	s := u.String()
+	s := c.base.Scheme + "://" + c.base.Host + c.base.EscapedPath() + path
 	if len(q) > 0 {
 		s += "?" + q.Encode()
 	}

@@ -255,6 +255,23 @@ func testWrite(t *testing.T, srv *mlflowserver.Server, c *Client) {
 	if err := w.LogArtifact("reports/val.txt", []byte("report\n")); err != nil {
 		t.Fatal(err)
 	}
+	// A name that needs escaping arrives as it was written.
+	oddName := "odd dir/a b+c=é.txt" // the server refuses "#" (validate_path_is_safe)
+	if err := w.LogArtifact(oddName, []byte("odd")); err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := c.OpenArtifact(id, oddName); err != nil {
+		t.Errorf("OpenArtifact(%q): %v", oddName, err)
+	} else {
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != "odd" {
+			t.Errorf("OpenArtifact(%q) = %q", oddName, b)
+		}
+	}
+	if ents, err := c.ListArtifacts(id, "odd dir"); err != nil || len(ents) != 1 || ents[0].Path != oddName {
+		t.Errorf("ListArtifacts(odd dir) = %+v, %v", ents, err)
+	}
 	if b := restDownload(t, srv, id, "class_labels.json"); !bytes.Equal(b, data) {
 		t.Fatalf("artifact on the server = %q", b)
 	}
@@ -271,7 +288,7 @@ func testWrite(t *testing.T, srv *mlflowserver.Server, c *Client) {
 		t.Errorf("a missing artifact: %v, want ErrNotFound", err)
 	}
 	ents, err := c.ListArtifacts(id, "")
-	if err != nil || len(ents) != 2 || ents[0] != (tracking.ArtifactEntry{Path: "class_labels.json", Size: int64(len(data))}) || ents[1].Path != "reports" || !ents[1].IsDir {
+	if err != nil || len(ents) != 3 || ents[0] != (tracking.ArtifactEntry{Path: "class_labels.json", Size: int64(len(data))}) || ents[2].Path != "reports" || !ents[2].IsDir {
 		t.Fatalf("ListArtifacts(root) = %+v, %v", ents, err)
 	}
 	ents, err = c.ListArtifacts(id, "reports")
