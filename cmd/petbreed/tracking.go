@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -30,7 +31,7 @@ func resolveModel(uri string) (string, error) {
 	}
 	ref, err := store.Resolve(uri)
 	if err != nil {
-		if uri == defaultModelURI {
+		if uri == defaultModelURI && errors.Is(err, tracking.ErrNotFound) {
 			return "", fmt.Errorf("%w (train one with `petbreed pipeline`, or pass --model FILE)", err)
 		}
 		return "", err
