@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"petbreed/internal/classify"
 	"petbreed/internal/testassets"
 	"petbreed/internal/testutil/mlflowserver"
 	"petbreed/internal/tracking"
@@ -245,4 +246,87 @@ func listFiles(t *testing.T, s *tracking.Store, runID, dir string, out map[strin
 			out[e.Path] = e.Size
 		}
 	}
+}
+
+// BenchmarkPipelineMLflow is the whole default pipeline on pets-3breeds
+// (features cached) into the file store and into a real MLflow server
+// (sqlite backend, on loopback), with the HTTP calls it makes; then the
+// time to resolve the champion from the server (models:/pet-breed@champion:
+// alias, version, download into the model cache) and load it for
+// inference, with an empty cache (cold) and with the version cached.
+func BenchmarkPipelineMLflow(b *testing.B) {
+	dir := b.TempDir()
+	cache := filepath.Join(dir, "cache")
+	wait := mlflowserver.StartAsync(b, "sqlite")
+	o := petsOptions(b, cache)
+	o.Tracking = filepath.Join(dir, "warm")
+	if _, err := Run(context.Background(), o); err != nil { // fills the feature cache
+		b.Fatal(err)
+	}
+	srv := wait()[0]
+	b.Run("file", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			o := petsOptions(b, cache)
+			o.Tracking = filepath.Join(b.TempDir(), "mlruns")
+			if _, err := Run(context.Background(), o); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/pipeline")
+	})
+	var c *mlflowrest.Client
+	b.Run("server", func(b *testing.B) {
+		var calls int64
+		for i := 0; i < b.N; i++ {
+			var err error
+			c, err = mlflowrest.New(srv.URL, mlflowrest.Options{CacheDir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			o := petsOptions(b, cache)
+			o.Store = c
+			if _, err := Run(context.Background(), o); err != nil {
+				b.Fatal(err)
+			}
+			calls += c.Calls()
+		}
+		b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/pipeline")
+		b.ReportMetric(float64(calls)/float64(b.N), "calls/pipeline")
+	})
+	if c == nil {
+		return
+	}
+	load := func(b *testing.B, cacheDir string) int64 {
+		c, err := mlflowrest.New(srv.URL, mlflowrest.Options{CacheDir: cacheDir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ref, err := c.Resolve("models:/pet-breed@champion")
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := classify.Open(ref.Path, classify.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Close()
+		return c.Calls()
+	}
+	b.Run("resolve-load-cold", func(b *testing.B) {
+		var calls int64
+		for i := 0; i < b.N; i++ {
+			calls += load(b, b.TempDir())
+		}
+		b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+	})
+	b.Run("resolve-load-cached", func(b *testing.B) {
+		warm := b.TempDir()
+		load(b, warm)
+		b.ResetTimer()
+		var calls int64
+		for i := 0; i < b.N; i++ {
+			calls += load(b, warm)
+		}
+		b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+	})
 }

@@ -30,10 +30,17 @@ func StartAsync(tb testing.TB, backends ...string) (wait func() []*Server) {
 			tb.Fatalf("mlflowserver: %v", err)
 		}
 		out[i] = &Server{Backend: b, StateDir: tb.TempDir(), dir: Dir(tb), port: port, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
-		tb.Cleanup(out[i].Stop)
 	}
 	errs := make([]error, len(out))
 	var wg sync.WaitGroup
+	// A test that ends while the servers start (a Fatal elsewhere) stops
+	// them once they are up, before their folders are removed.
+	tb.Cleanup(func() {
+		wg.Wait()
+		for _, s := range out {
+			s.Stop()
+		}
+	})
 	for i, s := range out {
 		wg.Add(1)
 		go func() {
