@@ -32,6 +32,7 @@ type fake struct {
 	runs     []runJSON          // runs/create
 	versions []modelVersionJSON // model-versions/create
 	uploaded int64              // bytes PUT to the artifact proxy
+	files    map[string][]byte  // the run's artifacts, for GETs
 	auth     []string
 	// fail, when set, decides for each request what goes wrong: "" none,
 	// "429", "503-after" (apply, then answer 503), "slow", "torn".
@@ -47,6 +48,17 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.auth = append(f.auth, r.Header.Get("Authorization"))
 	f.mu.Unlock()
 	path := strings.TrimPrefix(r.URL.Path, apiPrefix)
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, artifactPrefix) && f.files != nil {
+		rel := strings.TrimPrefix(r.URL.Path, artifactPrefix+"1/"+fakeRun+"/artifacts/")
+		b, ok := f.files[rel]
+		if !ok {
+			w.WriteHeader(500)
+			w.Write([]byte(`{"error_code":"INTERNAL_ERROR","message":"No such file"}`))
+			return
+		}
+		w.Write(b)
+		return
+	}
 	if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, artifactPrefix) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		f.mu.Lock()
@@ -558,5 +570,50 @@ func TestSlowUploadNotCut(t *testing.T) {
 	}
 	if got.Load() != 1<<20 || time.Since(start) < opt.Timeout {
 		t.Errorf("server got %d bytes in %v", got.Load(), time.Since(start))
+	}
+}
+
+// Concurrent resolutions of one model share one cache entry, whole.
+func TestResolveConcurrent(t *testing.T) {
+	model := []byte(strings.Repeat("onnx", 100000))
+	f := &fake{files: map[string][]byte{
+		"model/MLmodel":    []byte("flavors:\n  onnx:\n    data: model.onnx\n"),
+		"model/model.onnx": model,
+	}}
+	c := newClient(t, startFake(t, f), fast())
+	var wg sync.WaitGroup
+	paths := make([]string, 8)
+	errs := make([]error, 8)
+	for i := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ref, err := c.Resolve("runs:/" + fakeRun + "/model")
+			paths[i], errs[i] = ref.Path, err
+		}()
+	}
+	wg.Wait()
+	for i := range paths {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if paths[i] != paths[0] {
+			t.Errorf("resolution %d gave %s, another %s", i, paths[i], paths[0])
+		}
+	}
+	if b, err := os.ReadFile(paths[0]); err != nil || string(b) != string(model) {
+		t.Fatalf("cached file: %d bytes, %v", len(b), err)
+	}
+	left, _ := filepath.Glob(filepath.Join(c.opt.CacheDir, "*", ".tmp-*"))
+	if len(left) != 0 {
+		t.Errorf("left in the cache: %v", left)
+	}
+	// A missing model is not found, and leaves nothing behind.
+	if _, err := c.Resolve("runs:/" + fakeRun + "/nothing"); !errors.Is(err, tracking.ErrNotFound) {
+		t.Errorf("a missing model: %v, want ErrNotFound", err)
+	}
+	left, _ = filepath.Glob(filepath.Join(c.opt.CacheDir, "*", ".tmp-*"))
+	if len(left) != 0 {
+		t.Errorf("left in the cache after a failure: %v", left)
 	}
 }
