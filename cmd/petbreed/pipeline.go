@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"petbreed/internal/pipeline"
+	"petbreed/internal/tracking/backend"
 	"petbreed/internal/train"
 )
 
@@ -44,6 +45,17 @@ func (f *trainFlags) options(cmd *cobra.Command) (pipeline.Options, error) {
 		return pipeline.Options{}, usagef("--data and --backbone are required")
 	}
 	opt := pipeline.Options{Data: f.data, Backbone: f.backbone, Tracking: trackingURI(f.tracking), CacheDir: f.cache, Threads: f.threads}
+	if backend.IsRemote(opt.Tracking) {
+		// A tracking server is checked before the features are computed.
+		store, err := backend.Open(opt.Tracking)
+		if err == nil {
+			err = backend.Check(store)
+		}
+		if err != nil {
+			return pipeline.Options{}, err
+		}
+		opt.Store = store
+	}
 	if !f.quiet {
 		opt.Log = cmd.ErrOrStderr()
 		if file, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(file.Fd())) {

@@ -39,3 +39,12 @@ func IsRemote(uri string) bool {
 	l := strings.ToLower(uri)
 	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
 }
+
+// Check makes sure b can be used now: a server is asked for one
+// experiment (mlflowrest.Client.Check); a file store was checked by Open.
+func Check(b tracking.Backend) error {
+	if c, ok := b.(interface{ Check() error }); ok {
+		return c.Check()
+	}
+	return nil
+}

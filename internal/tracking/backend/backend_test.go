@@ -1,9 +1,11 @@
 package backend
 
 import (
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"petbreed/internal/tracking"
 	"petbreed/internal/tracking/mlflowrest"
@@ -46,5 +48,28 @@ func TestOpen(t *testing.T) {
 		if tc.envName != "" {
 			t.Setenv(tc.envName, "")
 		}
+	}
+}
+
+// A server that is not there fails Check at once, in one line naming it.
+func TestCheckServerDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri := "http://" + l.Addr().String()
+	l.Close()
+	b, err := Open(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = Check(b)
+	if err == nil || !strings.Contains(err.Error(), uri) || strings.Contains(err.Error(), "\n") || time.Since(start) > time.Second {
+		t.Errorf("Check of a server that is down: %v after %v", err, time.Since(start))
+	}
+	fs, err := Open(filepath.Join(t.TempDir(), "mlruns"))
+	if err != nil || Check(fs) != nil {
+		t.Errorf("a file store: %v, %v", err, Check(fs))
 	}
 }

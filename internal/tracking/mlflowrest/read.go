@@ -472,3 +472,11 @@ func (c *Client) aliasVersion(name, alias string) (*modelVersionJSON, error) {
 	}
 	return &got.ModelVersion, nil
 }
+
+// Check asks the server for one experiment: an error (one line naming the
+// server) when it is not reachable, refuses the credentials or is not an
+// MLflow tracking server. Commands that would work for a long time before
+// their first call (the pipeline computes features first) check at once.
+func (c *Client) Check() error {
+	return c.get(apiPrefix+"experiments/search", url.Values{"max_results": {"1"}}, nil)
+}
