@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +15,8 @@ import (
 
 	"petbreed"
 	"petbreed/internal/ab"
+	"petbreed/internal/testassets"
+	"petbreed/internal/testutil"
 )
 
 // writeABLog writes a real prediction log, small enough to rotate: version 1
@@ -134,5 +138,100 @@ func TestABReportErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, errs, c.code, c.msg)
 			}
 		})
+	}
+}
+
+// TestABServe: the real `petbreed serve` with two real models (the int8
+// backbone answering, its float twin as a shadow) and a prediction log:
+// real photos through /api/predict, their ids' feedback, /api/ab, and
+// `ab report` on the log the server is writing agree.
+func TestABServe(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "predictions.jsonl")
+	// From the repository, where the server finds the ONNX Runtime library.
+	base := testutil.StartServe(t, testassets.Root(t), nil,
+		"--model", "a="+testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx"),
+		"--model", "b="+testassets.Path(t, "backbone", "mobilenetv2-12-fp32-twin.onnx"),
+		"--labels", testassets.Path(t, "backbone", "imagenet_labels.txt"),
+		"--shadow", "b", "--prediction-log", log)
+	post := func(path, ctype string, body []byte) (int, map[string]any) {
+		t.Helper()
+		res, err := http.Post(base+path, ctype, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %d %q", path, res.StatusCode, b)
+		}
+		return res.StatusCode, m
+	}
+	photos := []string{"chelsea.png", "cat_720p.jpg", "parrot.jpg", "grace_hopper.bmp", "pets.jpg"}
+	for _, name := range photos {
+		data, err := os.ReadFile(testassets.Path(t, "photos", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, m := post("/api/predict", "application/octet-stream", data)
+		id, _ := m["request_id"].(string)
+		if status != 200 || id == "" {
+			t.Fatalf("predict %s: %d %v", name, status, m)
+		}
+		// The champion's answer is taken as the truth: its accuracy is 100%.
+		body := fmt.Sprintf(`{"request_id":%q,"label":%q}`, id, m["predicted_breed"])
+		if status, m := post("/api/feedback", "application/json", []byte(body)); status != 200 {
+			t.Fatalf("feedback %s: %d %v", name, status, m)
+		}
+	}
+	if status, m := post("/api/feedback", "application/json", []byte(`{"request_id":"never","label":"x"}`)); status != 404 || m["error"] != "unknown request" {
+		t.Errorf("unknown id: %d %v", status, m)
+	}
+	if status, _ := post("/api/feedback", "text/plain", []byte(`{}`)); status != 415 {
+		t.Errorf("text/plain: %d", status)
+	}
+
+	res, err := http.Get(base + "/api/ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live ab.Report
+	err = json.NewDecoder(res.Body).Decode(&live)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("/api/ab: %d %v", res.StatusCode, err)
+	}
+	n := len(photos)
+	if live.Champion != "a/1" || live.Feedback != n || len(live.Versions) != 2 {
+		t.Fatalf("%+v", live)
+	}
+	a, b := live.Versions[0], live.Versions[1]
+	if a.Requests != n || a.Share != 1 || a.Accuracy == nil || a.Accuracy.Hits != n || a.Accuracy.N != n {
+		t.Errorf("champion %+v %+v", a, a.Accuracy)
+	}
+	// A shadow copy may be dropped when the server is busy, never returned.
+	if b.Requests != 0 || b.Shadow == 0 || b.Shadow > n || b.Agreement == nil || b.Agreement.N != b.Shadow ||
+		b.Accuracy == nil || b.Accuracy.N != b.Shadow || b.Paired == nil || b.Paired.N != b.Shadow {
+		t.Errorf("shadow %+v", b)
+	}
+	if live.Records != n+b.Shadow {
+		t.Errorf("%d records, want %d", live.Records, n+b.Shadow)
+	}
+
+	// The CLI, from the file the server is writing, says the same.
+	code, out, errs := cli(t, "ab", "report", "--json", log)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var fromFile ab.Report
+	if err := json.Unmarshal([]byte(out), &fromFile); err != nil {
+		t.Fatal(err)
+	}
+	live.Dropped = 0
+	lj, _ := json.Marshal(live)
+	fj, _ := json.Marshal(fromFile)
+	if !bytes.Equal(lj, fj) {
+		t.Errorf("/api/ab and ab report differ:\n%s\n%s", lj, fj)
 	}
 }
