@@ -125,7 +125,7 @@ type Config struct {
 	CVFolds int      `yaml:"cv_folds"`
 	Recipes []Recipe `yaml:"experiments"`
 	// TTA names the test-time views averaged inside the exported model
-	// (onnx.TTAViews: "flip"); none by default.
+	// (package features' views: flip, c192, c192f, tl192, ...); none by default.
 	TTA []string `yaml:"tta,omitempty"`
 }
 
