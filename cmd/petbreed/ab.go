@@ -29,15 +29,17 @@ func newABReportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "report LOG... [--json] [--champion VERSION]",
 		Short: "Print the comparison of the versions in a prediction log (its rotated files included)",
-		Long: `Print, per model version in the prediction log LOG (and LOG.1, LOG.2, ... that
-rotation left; several LOGs, say one per server, are read as one): its share of the answered requests, its shadow answers, mean
-top-1 confidence and latency, agreement with the champion on the requests both
-answered, online accuracy where feedback gave the true label (with a Wilson 95%
-interval), and a two-proportion z-test of its accuracy against the champion's.
+		Long: `Print, per model version in the prediction log LOG (with the LOG.1, LOG.2, ...
+that rotation left; several LOGs, say one per server, are read as one): its
+share of the answered requests, its shadow answers, mean top-1 confidence and
+latency, agreement with the champion on the requests both answered, online
+accuracy where feedback gave the true label (with a Wilson 95% interval), a
+two-proportion z-test of its accuracy against the champion's, and McNemar's
+exact test on the requests with feedback both answered.
 
 The champion is --champion (VERSION, or MODEL/VERSION), else the version that
 answered the most requests. Unreadable lines (a torn last line) are skipped and
-counted. Exit codes: 0, 1 when the log cannot be read, 2 on a usage error.`,
+counted. Exit codes: 0, 1 when a log cannot be read, 2 on a usage error.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			es, err := ab.Read(args...)
