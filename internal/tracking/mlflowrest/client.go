@@ -298,7 +298,7 @@ func name(path string) string {
 
 // send makes one attempt. It returns the answer of a 2xx status, or an
 // error classified by what a retry may do (see retry.go).
-func (c *Client) send(ctx context.Context, r *request, rawOut bool) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 	var body io.Reader
 	var size int64 = -1
 	var closer io.Closer
@@ -401,7 +401,7 @@ func retryAfter(resp *http.Response) time.Duration {
 // retrying as r.policy allows.
 func (c *Client) call(r *request, out any) error {
 	return c.retry(r, func(ctx context.Context) error {
-		resp, err := c.send(ctx, r, false)
+		resp, err := c.send(ctx, r)
 		if err != nil {
 			return err
 		}

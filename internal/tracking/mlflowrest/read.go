@@ -284,7 +284,7 @@ func (c *Client) download(proxyPath string) (io.ReadCloser, error) {
 	var out io.ReadCloser
 	err := c.retryPolicy(idempotent, func(context.Context) error {
 		ctx, cancel := context.WithCancel(context.Background())
-		resp, err := c.send(ctx, req, true)
+		resp, err := c.send(ctx, req)
 		if err != nil {
 			cancel()
 			return err

@@ -478,7 +478,7 @@ func (r *Run) upload(relPath string, body func() (io.ReadCloser, int64, error)) 
 				watch.keepOnClose = true // the answer is still to come
 				return watch, n, nil
 			}}
-		resp, err := r.c.send(ctx, req, false)
+		resp, err := r.c.send(ctx, req)
 		if watch != nil {
 			defer watch.timer.Stop()
 		}
@@ -499,7 +499,7 @@ func (r *Run) upload(relPath string, body func() (io.ReadCloser, int64, error)) 
 // (the same folder the file store writes: tracking.NewModelFolder), the
 // ONNX file streamed first and MLmodel last, so a reader that finds the
 // MLmodel finds the model; then appends it to the run's
-// mlflow.log-model.history tag. The folder must not exist yet.
+// mlflow.log-model.history tag. The folder must not hold a model yet.
 func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta tracking.ModelMeta) (string, error) {
 	if err := tracking.ValidateArtifactPath(artifactPath); err != nil {
 		return "", fmt.Errorf("run %s: %w", r.id, err)
@@ -519,8 +519,12 @@ func (r *Run) LogONNXModel(artifactPath, onnxFile string, meta tracking.ModelMet
 	if err != nil {
 		return "", fmt.Errorf("run %s: log model: %w", r.id, err)
 	}
-	if len(existing) > 0 {
-		return "", fmt.Errorf("run %s: log model: artifact path %q already exists", r.id, artifactPath)
+	// A folder with an MLmodel is a logged model; one without is what a
+	// failed attempt left (MLmodel goes last), and is written over.
+	for _, e := range existing {
+		if e.Path == artifactPath+"/"+tracking.MLmodelFile {
+			return "", fmt.Errorf("run %s: log model: artifact path %q already exists", r.id, artifactPath)
+		}
 	}
 	if err := r.upload(artifactPath+"/"+folder.ONNXFile, fileBody(onnxFile)); err != nil {
 		return "", err
