@@ -111,6 +111,9 @@ func TestSyncMLflowServer(t *testing.T) {
 	}
 	b := byFrom(res)[done.To]
 	sameRun(t, f.store, f.done, back, b.To)
+	if info, _ := back.GetRun(b.To); info == nil || info.Tags["petbreed.request_id"] != "" {
+		t.Errorf("the copy took the server run's request id: %+v", info)
+	}
 	ref, err := back.Resolve("models:/pet-breed@champion")
 	if err != nil || ref.RunID != b.To {
 		t.Errorf("the copy's champion: %+v, %v", ref, err)

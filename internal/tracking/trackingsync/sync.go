@@ -50,12 +50,13 @@ const (
 )
 
 // notCopied are tags a copy does not take from its source: the run name
-// travels as the name, the process tags are the writer's own (the file
-// store sets them for the syncing process), and the sync's own are set by
-// the sync.
+// travels as the name, the process tags and the REST client's request id
+// (mlflowrest.TagRequestID, which finds a create whose answer was lost) are
+// the writer's own, and the sync's own are set by the sync.
 var notCopied = map[string]bool{
 	tracking.TagRunName: true, tracking.TagPID: true, tracking.TagHost: true, tracking.TagProcStart: true,
-	TagOrigin: true, TagFrom: true, TagComplete: true, TagAbandoned: true,
+	"petbreed.request_id": true,
+	TagOrigin:             true, TagFrom: true, TagComplete: true, TagAbandoned: true,
 }
 
 // Source is what a sync reads runs from.
