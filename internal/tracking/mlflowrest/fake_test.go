@@ -617,3 +617,68 @@ func TestResolveConcurrent(t *testing.T) {
 		t.Errorf("left in the cache after a failure: %v", left)
 	}
 }
+
+// Paged answers are followed to the end: a metric history, runs, versions,
+// models and artifact listings served two at a time.
+func TestPaging(t *testing.T) {
+	page := func(w http.ResponseWriter, r *http.Request, field string, all []any) {
+		i, _ := strconv.Atoi(r.URL.Query().Get("page_token"))
+		if r.Method == http.MethodPost {
+			var body struct {
+				Token string `json:"page_token"`
+			}
+			json.NewDecoder(r.Body).Decode(&body)
+			i, _ = strconv.Atoi(body.Token)
+		}
+		out := map[string]any{field: all[i:min(i+2, len(all))]}
+		if i+2 < len(all) {
+			out["next_page_token"] = strconv.Itoa(i + 2)
+		}
+		json.NewEncoder(w).Encode(out)
+	}
+	var metrics, runs, versions, models, files []any
+	for i := range 5 {
+		metrics = append(metrics, map[string]any{"key": "m", "value": i, "timestamp": 1000 + i, "step": i})
+		runs = append(runs, map[string]any{"info": map[string]any{"run_id": strings.Repeat("b", 31) + strconv.Itoa(i), "status": "FINISHED", "start_time": 1000 + i}})
+		versions = append(versions, map[string]any{"name": "m", "version": strconv.Itoa(i + 1)})
+		models = append(models, map[string]any{"name": "model" + strconv.Itoa(i)})
+		files = append(files, map[string]any{"path": "f" + strconv.Itoa(i), "file_size": "3"})
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch strings.TrimPrefix(r.URL.Path, apiPrefix) {
+		case "runs/get":
+			json.NewEncoder(w).Encode(map[string]any{"run": map[string]any{"info": map[string]any{"run_id": fakeRun, "status": "RUNNING"}}})
+		case "metrics/get-history":
+			page(w, r, "metrics", metrics)
+		case "runs/search":
+			page(w, r, "runs", runs)
+		case "model-versions/search":
+			page(w, r, "model_versions", versions)
+		case "registered-models/get":
+			json.NewEncoder(w).Encode(map[string]any{"registered_model": map[string]any{"name": "m"}})
+		case "registered-models/search":
+			page(w, r, "registered_models", models)
+		case "artifacts/list":
+			page(w, r, "files", files)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	c := newClient(t, ts.URL, fast())
+	if h, err := c.MetricHistory(fakeRun, "m"); err != nil || len(h) != 5 || h[4].Value != 4 {
+		t.Errorf("history = %v, %v", h, err)
+	}
+	if rs, err := c.Runs("1"); err != nil || len(rs) != 5 || rs[0].Start.UnixMilli() != 1004 {
+		t.Errorf("runs = %d, %v", len(rs), err)
+	}
+	if vs, err := c.ModelVersions("m"); err != nil || len(vs) != 5 || vs[4].Version != 5 {
+		t.Errorf("versions = %v, %v", vs, err)
+	}
+	if ms, err := c.RegisteredModels(); err != nil || len(ms) != 5 {
+		t.Errorf("models = %v, %v", ms, err)
+	}
+	if fs, err := c.ListArtifacts(fakeRun, ""); err != nil || len(fs) != 5 || fs[4].Size != 3 {
+		t.Errorf("artifacts = %v, %v", fs, err)
+	}
+}
