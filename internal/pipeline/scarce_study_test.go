@@ -141,7 +141,8 @@ var studyGrid = []float64{1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1}
 // every recipe alone (selection of its λ and refit as the pipeline does),
 // whole pipelines (the original's, the default configuration's with and
 // without cross-validation), test-time averaging over views and ensembles.
-// PB_BACKBONE=fp32 uses the fp32 twin instead of the int8 backbone.
+// PB_BACKBONE=fp32 uses the fp32 twin instead of the int8 backbone;
+// PB_QUICK=1 runs only the pipelines before and after issue 13.
 //
 //	PB_STUDY=1 go test -v -timeout 60m -run ScarceStudy ./internal/pipeline/
 func TestScarceStudy(t *testing.T) {
@@ -236,6 +237,16 @@ func TestScarceStudy(t *testing.T) {
 		{"default config (cv when scarce)", def},
 	}
 
+	// PB_QUICK=1 keeps the pipelines before and after issue 13 and the
+	// default's recipe, for the slow regime of all of trainval.
+	quick := os.Getenv("PB_QUICK") != ""
+	if quick {
+		pipelines = []struct {
+			name string
+			cfg  Config
+		}{pipelines[0], pipelines[1], pipelines[len(pipelines)-1]}
+		recipes = []Recipe{adamFlip, lb("lbfgs_views4", views4)}
+	}
 	for _, per := range regimes {
 		res := map[string]*stat{}
 		add := func(k string, v float64) {
@@ -288,6 +299,9 @@ func TestScarceStudy(t *testing.T) {
 				}{{"flip", flip}, {"views4", views4}, {"views8", all}} {
 					add(note("recipe: "+r.Name+" + TTA "+tta.name), ttaAcc(h, s.test, tta.views))
 				}
+			}
+			if quick {
+				continue
 			}
 			// Ensembles: logits averaged (one head) against probabilities
 			// averaged, of the exact head and Adam's.
