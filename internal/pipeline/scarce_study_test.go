@@ -232,7 +232,11 @@ func TestScarceStudy(t *testing.T) {
 		{"previous + lbfgs_views4, cv", withCV(plus(prev, lb("lbfgs_views4", views4)), 20)},
 		{"previous + lbfgs_views8, cv", withCV(plus(prev, lb("lbfgs_views8", all)), 20)},
 		{"previous + lbfgs_views8, val", withCV(plus(prev, lb("lbfgs_views8", all)), 0)},
-		{"previous + lbfgs_views8, cv by loss", func() Config { c := withCV(plus(prev, lb("lbfgs_views8", all)), 20); c.SelectMetric = "val_loss"; return c }()},
+		{"previous + lbfgs_views8, cv by loss", func() Config {
+			c := withCV(plus(prev, lb("lbfgs_views8", all)), 20)
+			c.SelectMetric = "val_loss"
+			return c
+		}()},
 		{"default config, val", withCV(def, 0)},
 		{"default config (cv when scarce)", def},
 	}
