@@ -27,7 +27,7 @@ type serveFlags struct {
 	modelsFile, split, splitHeader           string
 	splitCookie, predLog, predLogMax         string
 	shadows                                  []string
-	shadowMax                                int
+	shadowMax, shadowThreads                 int
 	guardWindow, guardMin                    int
 	guardErrDelta, guardLatRatio             float64
 	guardSlack, guardEvery                   time.Duration
@@ -64,6 +64,7 @@ var serveEnv = map[string]string{
 	"shadow":                   "PETBREED_SHADOW",
 	"shadow-max":               "PETBREED_SHADOW_MAX",
 	"shadow-timeout":           "PETBREED_SHADOW_TIMEOUT",
+	"shadow-threads":           "PETBREED_SHADOW_THREADS",
 	"guard-interval":           "PETBREED_GUARD_INTERVAL",
 	"guard-window":             "PETBREED_GUARD_WINDOW",
 	"guard-min-requests":       "PETBREED_GUARD_MIN_REQUESTS",
@@ -224,6 +225,7 @@ A flag given on the command line wins over the environment. Unless GOGC is set, 
 	fs.StringVar(&f.splitCookie, "split-cookie", "", "cookie naming the sticky unit when the header is absent [$PETBREED_SPLIT_COOKIE]")
 	fs.StringArrayVar(&f.shadows, "shadow", nil, "make the model NAME a shadow: a copy of the split's traffic, answers recorded, never returned (repeatable) [$PETBREED_SHADOW]")
 	fs.IntVar(&f.shadowMax, "shadow-max", 0, "most shadow predictions running at once, beyond which copies are dropped (0: --max-batch) [$PETBREED_SHADOW_MAX]")
+	fs.IntVar(&f.shadowThreads, "shadow-threads", 1, "ONNX Runtime intra-op threads of a shadow model, so the other cores stay with the answers (at most --threads when set) [$PETBREED_SHADOW_THREADS]")
 	fs.DurationVar(&f.shadowTimeout, "shadow-timeout", serve.DefaultShadowTimeout, "longest a shadow prediction may take before it is given up [$PETBREED_SHADOW_TIMEOUT]")
 	fs.DurationVar(&f.guardEvery, "guard-interval", serve.DefaultGuardInterval, "how often the canary guard compares the challengers with the champion [$PETBREED_GUARD_INTERVAL]")
 	fs.IntVar(&f.guardWindow, "guard-window", serve.DefaultGuardWindow, "canary guard: answers per model it looks at (-1: guard off) [$PETBREED_GUARD_WINDOW]")
@@ -297,8 +299,8 @@ func (f *serveFlags) config() (serve.Config, error) {
 	if err != nil {
 		return serve.Config{}, err
 	}
-	if f.shadowMax < 0 {
-		return serve.Config{}, usagef("--shadow-max %d: must not be negative", f.shadowMax)
+	if f.shadowMax < 0 || f.shadowThreads < 1 {
+		return serve.Config{}, usagef("--shadow-max must not be negative and --shadow-threads must be at least 1")
 	}
 	if f.guardWindow == 0 || f.guardWindow < -1 || f.guardMin < 1 || !(f.guardErrDelta > 0 && f.guardErrDelta <= 1) ||
 		!(f.guardLatRatio >= 1) || f.guardSlack < 0 || f.guardEvery <= 0 || f.shadowTimeout <= 0 {
@@ -315,6 +317,7 @@ func (f *serveFlags) config() (serve.Config, error) {
 		SplitCookie:   splitCookie,
 		ShadowMax:     f.shadowMax,
 		ShadowTimeout: f.shadowTimeout,
+		ShadowThreads: f.shadowThreads,
 		Guard: serve.GuardConfig{Window: f.guardWindow, MinRequests: f.guardMin, MaxErrorDelta: f.guardErrDelta,
 			LatencyRatio: f.guardLatRatio, LatencySlack: f.guardSlack, Interval: f.guardEvery},
 		TrackingURI:   trackingURI(f.tracking),

@@ -91,6 +91,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{"", "", []string{"--guard-window", "0"}, "--guard-window"},
 		{"PETBREED_GUARD_LATENCY_RATIO", "0.5", nil, "--guard-latency-ratio"},
 		{"PETBREED_SHADOW_TIMEOUT", "0s", nil, "--shadow-timeout"},
+		{"PETBREED_SHADOW_THREADS", "0", nil, "--shadow-threads"},
 		{"", "", []string{"--models", "/nonexistent/models.yaml"}, "--models"},
 		{"", "", []string{"--prediction-log-max-bytes", "lots", "--prediction-log", "/tmp/x"}, "--prediction-log-max-bytes"},
 	}

@@ -139,7 +139,11 @@ func (e errLoad) Unwrap() error { return e.err }
 // load opens the model r points to for a slot and starts its batcher.
 func (s *Server) load(sl *slot, r resolved) (*model, error) {
 	start := time.Now()
-	clf, err := classify.Open(r.path, classify.Options{Threads: s.cfg.Threads, Labels: s.cfg.Labels, Name: sl.spec.URI, LowMemory: true})
+	threads := s.cfg.Threads
+	if sl.shadow {
+		threads = s.cfg.ShadowThreads // a shadow leaves the other cores to the answers
+	}
+	clf, err := classify.Open(r.path, classify.Options{Threads: threads, Labels: s.cfg.Labels, Name: sl.spec.URI, LowMemory: true})
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 			return nil, err

@@ -691,3 +691,32 @@ func httptestRequest(method, path string) *http.Request {
 	return httptest.NewRequest(method, path, nil)
 }
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+// TestShadowConfig: the shadow's defaults and bounds.
+func TestShadowConfig(t *testing.T) {
+	for _, tt := range []struct {
+		in           Config
+		threads, max int
+		timeout      time.Duration
+		err          bool
+	}{
+		{Config{Model: "x.onnx"}, 1, DefaultMaxBatch, DefaultShadowTimeout, false},
+		{Config{Model: "x.onnx", ShadowThreads: 4, Threads: 2, ShadowMax: 3, ShadowTimeout: time.Second}, 2, 3, time.Second, false},
+		{Config{Model: "x.onnx", ShadowThreads: -1}, 0, 0, 0, true},
+		{Config{Model: "x.onnx", ShadowMax: -1}, 0, 0, 0, true},
+	} {
+		s, err := New(tt.in)
+		if tt.err {
+			if err == nil {
+				t.Errorf("%+v: no error", tt.in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := s.cfg; c.ShadowThreads != tt.threads || c.ShadowMax != tt.max || c.ShadowTimeout != tt.timeout {
+			t.Errorf("%+v: threads %d, max %d, timeout %v", tt.in, c.ShadowThreads, c.ShadowMax, c.ShadowTimeout)
+		}
+	}
+}

@@ -72,6 +72,10 @@ type Config struct {
 	// (default 10 s).
 	ShadowMax     int
 	ShadowTimeout time.Duration
+	// ShadowThreads is a shadow model's ONNX Runtime intra-op threads
+	// (default 1: the other cores stay with the answers; at most Threads
+	// when that is set).
+	ShadowThreads int
 	// PredictionLog, when set, records every prediction chosen by the split
 	// and every shadow answer, and serves POST /api/feedback and GET /api/ab.
 	PredictionLog PredictionLog
@@ -168,6 +172,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ShadowMax == 0 {
 		c.ShadowMax = c.MaxBatch
+	}
+	if c.ShadowThreads == 0 {
+		c.ShadowThreads = 1
+	}
+	if c.ShadowThreads < 0 {
+		return fmt.Errorf("serve: shadow threads %d must not be negative", c.ShadowThreads)
+	}
+	if c.Threads > 0 && c.ShadowThreads > c.Threads {
+		c.ShadowThreads = c.Threads
 	}
 	if c.ShadowMax < 0 {
 		return fmt.Errorf("serve: shadow max %d must not be negative", c.ShadowMax)
