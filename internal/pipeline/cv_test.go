@@ -138,6 +138,8 @@ func TestConfigSolvers(t *testing.T) {
 		{"flip and views", "experiments: [{name: a, solver: lbfgs, l2: [1], flip: true, views: [orig]}]\n", "flip and views"},
 		{"cv folds", "cv_folds: 1\nexperiments: [{name: a, solver: lbfgs, l2: [1]}]\n", "cv_folds 1"},
 		{"cv below", "cv_below: -1\nexperiments: [{name: a, solver: lbfgs, l2: [1]}]\n", "cv_below -1"},
+		{"too many folds", "cv_folds: 51\nexperiments: [{name: a, solver: lbfgs, l2: [1]}]\n", "cv_folds 51: want 2 to 50"},
+		{"grid too long", "experiments: [{name: a, solver: lbfgs, l2: [" + strings.Repeat("1, ", MaxL2Grid) + "1]}]\n", "1 to 64 L2 strengths, has 65"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
