@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -122,5 +125,43 @@ func TestGuardVerdict(t *testing.T) {
 	g.reset(1)
 	if s := g.win[1].summary(); s.n != 0 {
 		t.Errorf("after reset %+v", s)
+	}
+}
+
+// TestUnitOf: the unit comes from the split header, else the cookie; an
+// over-long one is not sticky; "-" turns the header off.
+func TestUnitOf(t *testing.T) {
+	s, err := New(Config{Model: "x.onnx", SplitCookie: "uid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := New(Config{Model: "x.onnx", SplitHeader: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("u", maxUnit+1)
+	for _, tt := range []struct {
+		s              *Server
+		header, cookie string
+		want           string
+	}{
+		{s, "alice", "", "alice"},
+		{s, "alice", "bob", "alice"},
+		{s, "", "bob", "bob"},
+		{s, long, "bob", "bob"},
+		{s, "", long, ""},
+		{s, "", "", ""},
+		{off, "alice", "", ""},
+	} {
+		r := httptest.NewRequest("POST", "/api/predict", nil)
+		if tt.header != "" {
+			r.Header.Set(DefaultSplitHeader, tt.header)
+		}
+		if tt.cookie != "" {
+			r.AddCookie(&http.Cookie{Name: "uid", Value: tt.cookie})
+		}
+		if got := tt.s.unitOf(r); got != tt.want {
+			t.Errorf("header %.10q cookie %.10q: %q, want %q", tt.header, tt.cookie, got, tt.want)
+		}
 	}
 }
