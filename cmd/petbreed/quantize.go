@@ -52,6 +52,12 @@ to a temporary file and renamed.`,
 			if images < 1 || images > quantize.MaxImages {
 				return usagef("--images %d is not in [1, %d]", images, quantize.MaxImages)
 			}
+			if batch < 1 || batch > quantize.MaxBatch {
+				return usagef("--batch %d is not in [1, %d]", batch, quantize.MaxBatch)
+			}
+			if !(percentile > 50 && percentile <= 100) {
+				return usagef("--percentile %v is not in (50, 100]", percentile)
+			}
 			in, err := resolveModel(args[0])
 			if err != nil {
 				return err

@@ -49,6 +49,9 @@ func TestQuantizeCommand(t *testing.T) {
 		{"both", []string{twin, bad, "--data", pets, "--calibration", pets}, 2, "one of --calibration"},
 		{"bad method", []string{twin, bad, "--data", pets, "--method", "median"}, 2, "unknown calibration method"},
 		{"zero images", []string{twin, bad, "--data", pets, "--images", "0"}, 2, "--images 0"},
+		{"batch too big", []string{twin, bad, "--data", pets, "--batch", "257"}, 2, "--batch 257"},
+		{"bad percentile", []string{twin, bad, "--data", pets, "--percentile", "101"}, 2, "--percentile 101"},
+		{"not a model", []string{pets + "/annotations/test.txt", bad, "--data", pets, "--images", "2"}, 1, "not an ONNX model"},
 		{"quantized already", []string{testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx"), bad, "--data", pets, "--images", "2"}, 1, "already quantized"},
 		{"empty dir", []string{twin, bad, "--calibration", dir + "/none"}, 1, "none"},
 	} {

@@ -33,6 +33,7 @@ const (
 	DefaultImages     = 200
 	DefaultPercentile = 99.999
 	DefaultBatch      = 4
+	MaxBatch          = 256 // calibration batch: each image's activations are held (about 25 MB for MobileNetV2)
 	// MaxImages bounds a calibration set (each image costs a float run).
 	MaxImages = 100000
 )
@@ -112,8 +113,8 @@ func Quantize(ctx context.Context, model []byte, images []string, opt Options) (
 	if opt.BatchSize == 0 {
 		opt.BatchSize = DefaultBatch
 	}
-	if opt.BatchSize < 0 || opt.BatchSize > 256 {
-		return nil, nil, fmt.Errorf("quantize: calibration batch %d is not in [1, 256]", opt.BatchSize)
+	if opt.BatchSize < 0 || opt.BatchSize > MaxBatch {
+		return nil, nil, fmt.Errorf("quantize: calibration batch %d is not in [1, %d]", opt.BatchSize, MaxBatch)
 	}
 	if len(images) == 0 {
 		return nil, nil, ErrNoImages
