@@ -399,6 +399,12 @@ func TestGuardDropsAFailingChallenger(t *testing.T) {
 	if v, _ := metric(t, ts.URL, `petbreed_canary_guard_trips_total{model="challenger"}`); v != 1 {
 		t.Errorf("guard trips %v", v)
 	}
+	if v, _ := metric(t, ts.URL, `petbreed_model_errors_total{model="challenger",version="2"}`); int(v) != fails {
+		t.Errorf("the challenger's errors: %v, want the %d failed answers", v, fails)
+	}
+	if v, _ := metric(t, ts.URL, `petbreed_model_errors_total{model="champion",version="1"}`); v != 0 {
+		t.Errorf("the champion's errors: %v", v)
+	}
 	if !strings.Contains(ts.logs.String(), "canary guard: challenger taken out") {
 		t.Error("no log line")
 	}
