@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -107,8 +109,9 @@ func TestBackbonePaths(t *testing.T) {
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				var got struct {
-					TopK []struct{ Label string } `json:"top_k"`
-					Pet  *struct {
+					TopK  []struct{ Label string } `json:"top_k"`
+					Model struct{ Name, Version string }
+					Pet   *struct {
 						Score float32 `json:"score"`
 						IsPet bool    `json:"is_pet"`
 					}
@@ -119,8 +122,29 @@ func TestBackbonePaths(t *testing.T) {
 				if i == 0 && got.TopK[0].Label != "Bengal" {
 					t.Errorf("serve: %s", body)
 				}
-				if strings.Contains(string(body), `"pet"`) && (got.Pet == nil || got.Pet.IsPet != (i == 0)) {
+				if got.Pet == nil || got.Pet.IsPet != (i == 0) {
 					t.Errorf("serve %s: pet check %s", filepath.Base(p), body)
+				}
+				// V2: the pet score is a second output tensor, the same.
+				v2 := `{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["` +
+					base64.StdEncoding.EncodeToString(readFile(t, p)) + `"]}]}`
+				resp, err = http.Post(url+"/v2/models/"+got.Model.Name+"/infer", "application/json", strings.NewReader(v2))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var ans struct {
+					Outputs []struct {
+						Name  string
+						Shape []int
+						Data  []float32
+					}
+				}
+				if err := json.Unmarshal(body, &ans); err != nil || resp.StatusCode != 200 || len(ans.Outputs) != 2 ||
+					ans.Outputs[1].Name != "pet_score" || len(ans.Outputs[1].Data) != 1 ||
+					got.Pet == nil || math.Abs(float64(ans.Outputs[1].Data[0]-got.Pet.Score)) > 1e-6 {
+					t.Errorf("V2 %s: %d %s", filepath.Base(p), resp.StatusCode, body)
 				}
 			}
 		})

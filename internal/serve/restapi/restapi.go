@@ -91,6 +91,9 @@ type PredictAnswer struct {
 	TopK           []petbreed.Prediction `json:"top_k"`
 	Model          ModelRef              `json:"model"`
 	Ms             float64               `json:"ms"`
+	// Pet says whether the image looks like a cat or a dog, when the model
+	// can tell (issue 13); the breeds are there either way.
+	Pet *petbreed.PetCheck `json:"pet,omitempty"`
 	// RequestID is the answer's X-Request-Id, what POST /api/feedback
 	// names it by.
 	RequestID string `json:"request_id,omitempty"`
@@ -139,6 +142,7 @@ func (a *API) handlePredict(w http.ResponseWriter, r *http.Request) {
 		TopK:           top,
 		Model:          ModelRef{m.Name, m.Version},
 		Ms:             float64(time.Since(start).Microseconds()) / 1000,
+		Pet:            protocol.PetOf(p, probs[0]),
 		RequestID:      protocol.RequestID(w),
 	})
 }

@@ -159,6 +159,10 @@ func (s *Protocol) handleV2Model(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	m := p.Model()
 	sz := int64(m.Size)
+	outputs := []TensorMeta{{m.Output, "FP32", []int64{-1, int64(len(m.Labels))}}}
+	if protocol.HasPet(p) {
+		outputs = append(outputs, petMeta())
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Name       string         `json:"name"`
 		Versions   []string       `json:"versions"`
@@ -172,7 +176,7 @@ func (s *Protocol) handleV2Model(w http.ResponseWriter, r *http.Request) {
 			{m.Input, "FP32", []int64{-1, 3, sz, sz}},
 			{bytesInput, "BYTES", []int64{-1}},
 		},
-		Outputs: []TensorMeta{{m.Output, "FP32", []int64{-1, int64(len(m.Labels))}}},
+		Outputs: outputs,
 		Parameters: map[string]any{
 			"labels":     m.Labels,
 			"preprocess": m.Preprocess,
@@ -263,7 +267,7 @@ func (s *Protocol) infer(w http.ResponseWriter, r *http.Request, p protocol.Pred
 		}
 	}
 	// Outputs: what to return and how.
-	outs, err := s.requestedOutputs(&call.req, m)
+	outs, err := s.requestedOutputs(&call.req, m, protocol.HasPet(p))
 	if err != nil {
 		return err
 	}
@@ -298,19 +302,24 @@ func v2BudgetError(err error) error {
 type wantOutput struct {
 	classification int // top-k strings instead of probabilities when > 0
 	binary         bool
+	pet            bool // the pet score (pet.go)
 }
 
-func (s *Protocol) requestedOutputs(req *v2Request, m *protocol.Model) ([]wantOutput, error) {
+func (s *Protocol) requestedOutputs(req *v2Request, m *protocol.Model, pet bool) ([]wantOutput, error) {
 	allBinary := false
 	if err := param(req.Parameters, "binary_data_output", &allBinary); err != nil {
 		return nil, err
 	}
 	if len(req.Outputs) == 0 {
+		if pet {
+			return []wantOutput{{binary: allBinary}, {pet: true, binary: allBinary}}, nil
+		}
 		return []wantOutput{{binary: allBinary}}, nil
 	}
 	outs := make([]wantOutput, len(req.Outputs))
 	for i, o := range req.Outputs {
-		if o.Name != m.Output {
+		outs[i].pet = pet && o.Name == protocol.PetOutput
+		if o.Name != m.Output && !outs[i].pet {
 			return nil, v2errorf(http.StatusBadRequest, "unknown output %q: the model's output is %q", o.Name, m.Output)
 		}
 		outs[i].binary = allBinary
@@ -323,6 +332,9 @@ func (s *Protocol) requestedOutputs(req *v2Request, m *protocol.Model) ([]wantOu
 		}
 		if _, ok := o.Parameters["classification"]; ok && k < 1 {
 			return nil, v2errorf(http.StatusBadRequest, "output %q: classification %d must be at least 1", o.Name, k)
+		}
+		if _, ok := o.Parameters["classification"]; ok && outs[i].pet {
+			return nil, v2errorf(http.StatusBadRequest, "output %q: a score, not classes: no classification", o.Name)
 		}
 		outs[i].classification = min(k, len(m.Labels))
 	}
@@ -407,6 +419,10 @@ func writeInferResponse(w http.ResponseWriter, p protocol.Predictor, req *v2Requ
 	for i, o := range outs {
 		if i > 0 {
 			hdr = append(hdr, ',')
+		}
+		if o.pet {
+			hdr, bin = appendPetOutput(hdr, bin, p, probs, o.binary)
+			continue
 		}
 		hdr = append(hdr, `{"name":`...)
 		hdr = appendJSONString(hdr, m.Output)

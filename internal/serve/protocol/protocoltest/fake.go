@@ -30,6 +30,8 @@ type Predictor struct {
 	MaxBody int64
 	// Budget bounds Charge (an OverBudget error beyond); 0: no bound.
 	Budget int64
+	// PetCheck, when set, is every row's pet check (protocol.PetChecker).
+	PetCheck *petbreed.PetCheck
 
 	mu      sync.Mutex
 	charged int64
@@ -43,6 +45,15 @@ type Predictor struct {
 var _ protocol.Predictor = (*Predictor)(nil)
 
 func (p *Predictor) Model() *protocol.Model { return &p.M }
+
+func (p *Predictor) HasPet() bool { return p.PetCheck != nil }
+
+func (p *Predictor) Pet(row []float32) (petbreed.PetCheck, bool) {
+	if p.PetCheck == nil {
+		return petbreed.PetCheck{}, false
+	}
+	return *p.PetCheck, true
+}
 
 func (p *Predictor) read(r io.Reader) ([]byte, error) {
 	if p.MaxBody > 0 {
