@@ -121,6 +121,67 @@ func TestPipelineMLflowServer(t *testing.T) {
 		}
 		checkServerRuns(t, srv, "killed", store, ref, sum)
 	})
+	t.Run("down", func(t *testing.T) {
+		// The file server killed for good 40 calls in, with a client that
+		// retries once: the pipeline fails, and each run's error names the
+		// server and what was not logged; nothing is reported as registered.
+		srv := srvs[1]
+		c, err := mlflowrest.New(srv.URL, mlflowrest.Options{CacheDir: filepath.Join(dir, "models-down"),
+			MaxRetries: 1, BackoffFactor: 50 * time.Millisecond, BackoffJitter: -1, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := petsOptions(t, cache)
+		o.Store = c
+		o.Config.MLflowExperiment = "down"
+		o.Config.RegisteredModel = "pet-breed-down"
+		done := make(chan struct{})
+		var sum *Summary
+		go func() {
+			defer close(done)
+			sum, err = Run(context.Background(), o)
+		}()
+		for deadline := time.Now().Add(2 * time.Minute); c.Calls() < 40; time.Sleep(2 * time.Millisecond) {
+			select {
+			case <-done:
+				t.Fatalf("the pipeline ended before the kill: %v", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no 40 calls in 2 minutes")
+			}
+		}
+		srv.Kill()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Minute):
+			t.Fatal("the pipeline did not end within 3 minutes of the server's death")
+		}
+		if err == nil || sum != nil && sum.ModelVersion != 0 {
+			t.Fatalf("the server died mid-pipeline and the pipeline says: %v (summary %+v)", err, sum)
+		}
+		t.Logf("pipeline: %v", err)
+		if !strings.Contains(err.Error(), srv.URL) {
+			t.Errorf("the error does not name the server %s", srv.URL)
+		}
+		if sum == nil {
+			return // it stopped at the first run it could not end
+		}
+		failed := 0
+		for _, r := range sum.Runs {
+			t.Logf("%s %s: %s", r.Name, r.Status, r.Error)
+			if r.Status == "FINISHED" {
+				continue
+			}
+			failed++
+			if !strings.Contains(r.Error, srv.URL) {
+				t.Errorf("run %s failed with %q, which does not name the server", r.Name, r.Error)
+			}
+		}
+		if failed == 0 {
+			t.Error("no run failed")
+		}
+	})
 }
 
 // checkServerRuns compares what the server holds (read with plain REST
