@@ -104,7 +104,7 @@ func TestRecipeStudy(t *testing.T) {
 			}
 			return train.Evaluate(bestH, te).Acc / float64(seeds)
 		}
-		def := DefaultConfig().Recipes
+		def := previousConfig().Recipes // the Adam recipes this study is about
 		origPipe += pipe(def[:3], false)
 		ourNoRefit += pipe(def, false)
 		ourPipe += pipe(def, true)
