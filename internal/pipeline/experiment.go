@@ -356,6 +356,7 @@ func (env *runEnv) logSolve(run tracking.RunWriter, e Recipe, f fitted, tr, val 
 		{Key: tracking.MetricTrainLoss, Value: ep.TrainLoss, Step: 1},
 		{Key: tracking.MetricTrainAcc, Value: ep.TrainAcc, Step: 1},
 		{Key: "lbfgs_iterations", Value: float64(f.info.Iter)},
+		{Key: "lbfgs_converged", Value: float64(btoi01(f.info.Converged))},
 		{Key: "l2", Value: f.l2},
 	}
 	if !refit {
@@ -392,4 +393,11 @@ func logCV(run tracking.RunWriter, r cvResult) error {
 			tracking.Metric{Key: "cv_l2_loss", Value: r.gridLoss[i], Step: int64(i)})
 	}
 	return run.LogMetrics(batch)
+}
+
+func btoi01(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -85,7 +85,22 @@ func FitLogReg(cfg LogReg, d Data, classes int, warm *Head) (*Head, LogRegInfo, 
 		p.fromHead(warm, theta)
 	}
 	info := lbfgs(p, theta, cfg.MaxIter, cfg.Tol)
-	return p.toHead(theta), info, nil
+	h := p.toHead(theta)
+	if !finite(info.Objective) || !finite(info.GradMax) || !allFinite(h.W) || !allFinite(h.B) {
+		return nil, info, fmt.Errorf("train: lbfgs (l2 %g): %w (objective %v, gradient %v): features too large?", cfg.L2, ErrDiverged, info.Objective, info.GradMax)
+	}
+	return h, info, nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+func allFinite(v []float32) bool {
+	for _, x := range v {
+		if x-x != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // logRegProblem is f and its gradient on one data set. θ is W (C×D,

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"math"
 	"runtime"
 	"slices"
@@ -136,6 +137,20 @@ func TestLogRegSeparates(t *testing.T) {
 	}
 	if acc := Evaluate(h, d).Acc; acc != 1 {
 		t.Errorf("training accuracy %v, want 1", acc)
+	}
+}
+
+// TestLogRegHugeFeatures: features near float32's limit, where no step the
+// line search tries decreases the loss, end the solve early with a finite
+// head that says it did not converge (no NaN, no panic, no hang).
+func TestLogRegHugeFeatures(t *testing.T) {
+	d := Data{X: []float32{3e38, -3e38, 1e38, -1e38}, Y: []int32{0, 1}, D: 2}
+	h, info, err := FitLogReg(LogReg{L2: 1e-3}, d, 2, nil)
+	if err != nil && !errors.Is(err, ErrDiverged) {
+		t.Fatalf("error %v", err)
+	}
+	if err == nil && (!allFinite(h.W) || !allFinite(h.B) || info.Converged) {
+		t.Errorf("head %v, %+v: want a finite head, not converged", h, info)
 	}
 }
 
