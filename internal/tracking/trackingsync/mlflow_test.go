@@ -3,9 +3,11 @@ package trackingsync
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
+	"petbreed/internal/pipeline/pipelinetest"
 	"petbreed/internal/testutil/mlflowserver"
 	"petbreed/internal/tracking"
 	"petbreed/internal/tracking/mlflowrest"
@@ -126,4 +128,62 @@ func TestSyncMLflowServer(t *testing.T) {
 	if vs, _ := f.store.ModelVersions("pet-breed"); len(vs) != 1 {
 		t.Errorf("the original store got versions %+v", vs)
 	}
+}
+
+// TestMain removes the pipeline's store pipelinetest made.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pipelinetest.Cleanup()
+	os.Exit(code)
+}
+
+// BenchmarkSyncPipeline publishes the default pipeline's runs on
+// pets-3breeds (pipelinetest's store: every run, its histories, plots,
+// reports and model folder, and the champion's version and alias) to a real
+// MLflow server (sqlite): "copy" into an empty server (one per iteration, so
+// -benchtime=1x or 2x), "again" the same sync once everything is there.
+func BenchmarkSyncPipeline(b *testing.B) {
+	sum := pipelinetest.Champion(b)
+	store, err := tracking.Open(sum.Tracking)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srvs := mlflowserver.StartAll(b, "sqlite", "sqlite")
+	var runs, calls int
+	b.Run("copy", func(b *testing.B) {
+		// One server per iteration is a start-up each; b.N is capped at the
+		// servers started (run with -benchtime=1x or 2x).
+		if b.N > len(srvs) {
+			b.Skipf("b.N = %d: run with -benchtime=1x or 2x", b.N)
+		}
+		for i := 0; i < b.N; i++ {
+			c, err := mlflowrest.New(srvs[i].URL, mlflowrest.Options{CacheDir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := Sync(context.Background(), store, c, Options{Registry: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			runs += res.Copied()
+			calls += int(c.Calls())
+		}
+		b.ReportMetric(float64(runs)/float64(b.N), "runs/op")
+		b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+	})
+	b.Run("again", func(b *testing.B) {
+		var calls int64
+		for i := 0; i < b.N; i++ {
+			c, err := mlflowrest.New(srvs[0].URL, mlflowrest.Options{CacheDir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := Sync(context.Background(), store, c, Options{Registry: true})
+			if err != nil || res.Copied() != 0 {
+				b.Fatalf("copied %d again, %v", res.Copied(), err)
+			}
+			calls += c.Calls()
+		}
+		b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+	})
 }
