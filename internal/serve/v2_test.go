@@ -135,7 +135,8 @@ func TestV2Metadata(t *testing.T) {
 		if md.Name != "pet-breed" || !slices.Equal(md.Versions, []string{"1"}) || md.Platform != "onnxruntime_onnx" ||
 			len(md.Inputs) != 2 || md.Inputs[0].Datatype != "FP32" || !slices.Equal(md.Inputs[0].Shape, []int64{-1, 3, 224, 224}) ||
 			md.Inputs[1].Name != "image" || md.Inputs[1].Datatype != "BYTES" ||
-			len(md.Outputs) != 1 || md.Outputs[0].Datatype != "FP32" || !slices.Equal(md.Outputs[0].Shape, []int64{-1, 3}) {
+			len(md.Outputs) != 2 || md.Outputs[0].Datatype != "FP32" || !slices.Equal(md.Outputs[0].Shape, []int64{-1, 3}) ||
+			md.Outputs[1].Name != "pet_score" { // the champion's pet check
 			t.Errorf("%s: %s", p, r)
 		}
 	}
@@ -379,7 +380,7 @@ func TestV2InferErrors(t *testing.T) {
 	}
 	// The server still works.
 	a := parseInfer(t, post(t, ts.URL+"/v2/models/pet-breed/infer", good, nil))
-	if len(a.Outputs) != 1 {
+	if len(a.Outputs) != 2 { // the probabilities and the pet score
 		t.Errorf("%+v", a)
 	}
 }
