@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,5 +143,60 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) succeeded", in)
 		}
+	}
+}
+
+// TestServeSeveralModels runs `petbreed serve` with two named models, the
+// second a shadow, and a prediction log: the answer comes from the first
+// (its headers say so), both answers are logged, and SIGTERM writes the log
+// out and exits 0.
+func TestServeSeveralModels(t *testing.T) {
+	t.Setenv("PETBREED_ADMIN_TOKEN", "")
+	logPath := filepath.Join(t.TempDir(), "predictions.jsonl")
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "2s",
+		"--model", "int8=" + testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx"),
+		"--model", "fp32=" + testassets.Path(t, "backbone", "mobilenetv2-12-fp32-twin.onnx"),
+		"--shadow", "fp32", "--labels", testassets.Path(t, "backbone", "imagenet_labels.txt"),
+		"--prediction-log", logPath}
+	var stdout, stderr testutil.Buffer
+	code, exited := make(chan int, 1), make(chan struct{})
+	go func() { code <- run(args, &stdout, &stderr); close(exited) }()
+	url := testutil.WaitReady(t, stderr.String, exited, 20*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stderr.String(), `"model":"fp32","version":"1","shadow":true`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shadow did not load: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("POST", url+"/api/predict", strings.NewReader(string(testassets.Read(t, "photos", "chelsea.png"))))
+	req.Header.Set("X-User-Id", "u1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Petbreed-Model") != "int8" || !strings.Contains(string(b), `"name":"int8"`) {
+		t.Errorf("predict: %d %s %v", resp.StatusCode, b, resp.Header)
+	}
+	time.Sleep(500 * time.Millisecond) // the shadow's copy runs after the answer
+	syscall.Kill(syscall.Getpid(), syscall.SIGTERM)
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Errorf("exit %d: %s", c, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	if len(lines) != 2 || !strings.Contains(string(log), `"model":"int8"`) || !strings.Contains(string(log), `"model":"fp32"`) ||
+		strings.Count(string(log), `"shadow":true`) != 1 || strings.Count(string(log), `"unit":"u1"`) != 2 {
+		t.Errorf("prediction log:\n%s", log)
 	}
 }
