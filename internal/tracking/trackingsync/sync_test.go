@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -475,4 +476,95 @@ func TestSyncMetricBatches(t *testing.T) {
 		t.Errorf("batches %v, want 1000 1000 500", sizes)
 	}
 	sameRun(t, src, w.RunID(), dst, res.Runs[0].To)
+}
+
+// A version registered and the alias moved in the source after a sync
+// follow at the next one; the versions already copied are not copied again.
+func TestSyncAliasMoves(t *testing.T) {
+	f := newFixture(t)
+	dst := openStore(t, "dst")
+	ctx := context.Background()
+	if _, err := Sync(ctx, f.store, dst, Options{Registry: true}); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := dst.Alias("pet-breed", "champion")
+	exp, _ := f.store.Experiment("pet-breed")
+	w, err := f.store.CreateRun(exp, "better", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onnx := filepath.Join(t.TempDir(), "m.onnx")
+	os.WriteFile(onnx, []byte("a better model"), 0o644)
+	src, err := w.(*tracking.Run).LogONNXModel("model", onnx, tracking.ModelMeta{InputName: "x", InputShape: []int64{-1, 3, 224, 224}, OutputName: "y", OutputShape: []int64{-1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.End(tracking.Finished); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.store.CreateModelVersion("pet-breed", src, w.RunID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.SetAlias("pet-breed", "champion", v); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Sync(ctx, f.store, dst, Options{Registry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied() != 1 || len(res.Aliases) != 1 || res.Aliases[0].Was != first || res.Aliases[0].Now == first {
+		t.Fatalf("copied %d, aliases %+v (was %d)", res.Copied(), res.Aliases, first)
+	}
+	vs, _ := dst.ModelVersions("pet-breed")
+	if len(vs) != 2 {
+		t.Errorf("destination versions %+v, want 2", vs)
+	}
+	ref, err := dst.Resolve("models:/pet-breed@champion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(ref.Path); string(b) != "a better model" {
+		t.Errorf("the champion in the destination holds %q", b)
+	}
+}
+
+// An artifact is streamed: syncing a 64 MiB file allocates a small part of it.
+func TestSyncStreamsArtifacts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 128 MiB")
+	}
+	src := openStore(t, "src")
+	exp, _ := src.Experiment("e")
+	w, err := src.CreateRun(exp, "big", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(t.TempDir(), "big.bin")
+	fh, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fh.Truncate(64 << 20); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	if err := w.(*tracking.Run).LogArtifactFile("big.bin", big); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.End(tracking.Finished); err != nil {
+		t.Fatal(err)
+	}
+	dst := openStore(t, "dst")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := Sync(context.Background(), src, dst, Options{TempDir: t.TempDir()})
+	runtime.ReadMemStats(&after)
+	if err != nil || res.Runs[0].Bytes != 64<<20 {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+		t.Errorf("syncing a 64 MiB artifact allocated %d MiB", alloc>>20)
+	}
 }
