@@ -47,36 +47,47 @@ func (c *Classifier) HasPet() bool { return c.pet >= 0 }
 // PetThreshold is the pet score below which an image is not a pet.
 func (c *Classifier) PetThreshold() float32 { return c.petMin }
 
-// withPet lays each image's probabilities out with its pet score right
-// after them, and returns rows of the probabilities whose capacity holds the
-// score: a row is probs[i][:k] of cap k+1. So the score travels with its row
-// through any code that passes rows along (the server's batcher hands each
-// request its rows) without a second slice beside them; Pet reads it.
+// petMark follows the pet score in a row's capacity: a NaN whose payload
+// says the value before it is one (a row copied elsewhere has no mark).
+const petMark = 0x7fc0_5e7b
+
+// withPet lays each image's probabilities out with its pet score and
+// petMark right after them, and returns rows of the probabilities whose
+// capacity holds the two: a row is probs[i][:k] of cap k+2. So the score
+// travels with its row through any code that passes rows along (the
+// server's batcher hands each request its rows) without a second slice
+// beside them; Pet reads it.
 func (c *Classifier) withPet(scores []float32, pet onnxrt.Output, n, k int) ([][]float32, error) {
 	if len(pet.Shape) != 1 || pet.Shape[0] != int64(n) || len(pet.Float32) != n {
 		return nil, fmt.Errorf("classify: output %s has shape %v for a batch of %d", pet.Name, pet.Shape, n)
 	}
-	buf := make([]float32, n*(k+1))
+	const stride = 2 // the score and the mark
+	buf := make([]float32, n*(k+stride))
 	probs := make([][]float32, n)
 	for i := range probs {
-		row := buf[i*(k+1) : i*(k+1)+k : (i+1)*(k+1)]
+		at := i * (k + stride)
+		row := buf[at : at+k : at+k+stride]
 		copy(row, scores[i*k:(i+1)*k])
 		if !isDistribution(row) {
 			softmax(row)
 		}
-		buf[i*(k+1)+k] = pet.Float32[i]
+		buf[at+k], buf[at+k+1] = pet.Float32[i], math.Float32frombits(petMark)
 		probs[i] = row
 	}
 	return probs, nil
 }
 
 // Pet returns the pet check of a row of Run's probabilities, and false when
-// the model has no pet score (or row is not one of Run's rows).
+// the model has no pet score, or row is not one of Run's rows (a copy).
 func (c *Classifier) Pet(row []float32) (petbreed.PetCheck, bool) {
-	if c.pet < 0 || cap(row) != len(row)+1 {
+	if c.pet < 0 || cap(row) != len(row)+2 {
 		return petbreed.PetCheck{}, false
 	}
-	score := row[:len(row)+1][len(row)]
+	ext := row[:len(row)+2]
+	if math.Float32bits(ext[len(row)+1]) != petMark {
+		return petbreed.PetCheck{}, false
+	}
+	score := ext[len(row)]
 	if math.IsNaN(float64(score)) {
 		return petbreed.PetCheck{}, false
 	}

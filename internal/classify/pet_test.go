@@ -159,6 +159,24 @@ func TestPetCheck(t *testing.T) {
 	if _, ok := c.Pet([]float32{0.2, 0.3, 0.5}); ok {
 		t.Error("Pet of a plain row")
 	}
+	if _, ok := c.Pet(make([]float32, 3, 5)); ok {
+		t.Error("Pet of a row with room after it")
+	}
+	img := decode(t, "photos", "chelsea.png")
+	batch := make([]float32, c.TensorLen())
+	if err := c.Prepare(img, batch); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := c.Run(batch, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := c.Pet(rows[0]); !ok || !p.IsPet || len(rows[0]) != 3 {
+		t.Errorf("Pet of Run's row: %+v %v, row %v", p, ok, rows[0])
+	}
+	if _, ok := c.Pet(append(make([]float32, 0, 5), rows[0]...)); ok {
+		t.Error("Pet of a copy of Run's row")
+	}
 }
 
 // nonPets lists the non-pet photos: the non-pets set by its manifest's
