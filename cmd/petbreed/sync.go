@@ -1,12 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
+	"petbreed/internal/tracking"
 	"petbreed/internal/tracking/backend"
 	"petbreed/internal/tracking/trackingsync"
 )
@@ -54,7 +58,21 @@ tagged petbreed.sync.abandoned; the next sync copies the run again.`,
 			if err != nil {
 				return err
 			}
-			to, err := openSyncEnd(args[1])
+			toURI := args[1]
+			if p := tracking.LocalPath(toURI); opt.DryRun && !backend.IsRemote(toURI) && p != "" {
+				// A dry run creates nothing: a store that does not exist yet
+				// is an empty one, stood in for by a folder removed after.
+				if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+					tmp, err := os.MkdirTemp("", "petbreed-sync-dry-")
+					if err != nil {
+						return err
+					}
+					defer os.RemoveAll(tmp)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s does not exist yet (a sync would create it)\n", p)
+					toURI = tmp
+				}
+			}
+			to, err := openSyncEnd(toURI)
 			if err != nil {
 				return err
 			}

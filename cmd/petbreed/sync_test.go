@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,12 +33,18 @@ func TestSyncCommand(t *testing.T) {
 	if err := w.End(tracking.Finished); err != nil {
 		t.Fatal(err)
 	}
+	dry := func() {
+		if _, err := os.Stat(dst); err == nil {
+			t.Error("a dry run created the destination store")
+		}
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
 		out  string
 	}{
 		{[]string{"sync", src, dst, "--dry-run"}, 0, "would copy " + w.RunID()},
+		{[]string{"sync", src, dst, "--dry-run"}, 0, dst + " does not exist yet"},
 		{[]string{"sync", src, dst}, 0, "1 params, 2 metric values, 1 artifacts (5 bytes)\ncopied 1 of 1 runs"},
 		{[]string{"sync", src, dst}, 0, "already there as"},
 		{[]string{"sync", dst, src}, 0, "the original is there as " + w.RunID()},
@@ -46,6 +53,9 @@ func TestSyncCommand(t *testing.T) {
 		{[]string{"sync", src, "file://" + src}, 2, "the same store"},
 	} {
 		code, out, errs := cli(t, tc.args...)
+		if tc.args[len(tc.args)-1] == "--dry-run" {
+			dry()
+		}
 		if code != tc.code || !strings.Contains(out+errs, tc.out) {
 			t.Errorf("%v: exit %d, want %d with %q\nstdout: %s\nstderr: %s", tc.args[1:], code, tc.code, tc.out, out, errs)
 		}
