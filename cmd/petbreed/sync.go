@@ -54,6 +54,11 @@ tagged petbreed.sync.abandoned; the next sync copies the run again.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if p := tracking.LocalPath(args[0]); !backend.IsRemote(args[0]) && p != "" {
+				if _, err := os.Stat(p); err != nil {
+					return fmt.Errorf("sync: FROM: %w", err) // a typo must not open a new empty store
+				}
+			}
 			from, err := openSyncEnd(args[0])
 			if err != nil {
 				return err

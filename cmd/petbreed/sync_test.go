@@ -50,6 +50,7 @@ func TestSyncCommand(t *testing.T) {
 		{[]string{"sync", dst, src}, 0, "the original is there as " + w.RunID()},
 		{[]string{"sync", src, dst, "--experiment", "nope"}, 1, `no experiment "nope"`},
 		{[]string{"sync", src}, 2, "sync takes FROM and TO"},
+		{[]string{"sync", src + "-typo", dst}, 1, "FROM: stat " + src + "-typo: no such file"},
 		{[]string{"sync", src, "file://" + src}, 2, "the same store"},
 	} {
 		code, out, errs := cli(t, tc.args...)
