@@ -80,7 +80,11 @@ func TestRuns(t *testing.T) {
 		if r.End == nil || r.DurationS == nil || *r.DurationS < 0 || r.End.Before(r.Start) {
 			t.Errorf("run %s: end %v duration %v", r.Name, r.End, r.DurationS)
 		}
-		if r.Params["lr"] == "" || r.Params["batch_size"] == "" || r.Tags[tracking.TagRunName] != pr.Name {
+		hyper := r.Params["lr"] != "" && r.Params["batch_size"] != "" // adam; the exact head (lbfgs) has its grid
+		if r.Params["solver"] == "lbfgs" {
+			hyper = r.Params["l2_grid"] != ""
+		}
+		if !hyper || r.Tags[tracking.TagRunName] != pr.Name {
 			t.Errorf("run %s: params %v tags %v", r.Name, r.Params, r.Tags)
 		}
 		if r.Champion {
