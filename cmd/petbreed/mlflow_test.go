@@ -205,10 +205,36 @@ func TestMLflowServerCLI(t *testing.T) {
 		if len(runs.Runs) != nRuns {
 			t.Errorf("/api/runs: %d runs, want %d", len(runs.Runs), nRuns)
 		}
-		var run map[string]any
+		// One run: its histories (metrics/get-history) and evaluations and
+		// classes (artifacts), as the server's own API gives them.
+		var run struct {
+			History map[string][]struct {
+				Step  int64   `json:"step"`
+				Value float64 `json:"value"`
+			} `json:"history"`
+			Evaluation map[string]*struct {
+				Confusion [][]int `json:"confusion"`
+			} `json:"evaluation"`
+			Classes []string `json:"classes"`
+		}
 		getJSON(t, url+"/api/runs/"+champion, &run)
-		if !strings.Contains(fmt.Sprint(run), "val_acc") {
-			t.Errorf("/api/runs/%s has no val_acc history: %v", champion, run)
+		want := srv.History(t, champion, "train_loss") // the champion is a refit: no validation split
+		got := run.History["train_loss"]
+		if len(got) != len(want) || len(want) == 0 {
+			t.Errorf("/api/runs/%s: train_loss has %d points, the server %d", champion, len(got), len(want))
+		}
+		for i := range min(len(got), len(want)) {
+			if got[i].Step != want[i].Step || got[i].Value != want[i].Value {
+				t.Errorf("train_loss[%d]: page %+v, server %+v", i, got[i], want[i])
+			}
+		}
+		if len(run.Classes) != 3 || len(run.Evaluation) == 0 {
+			t.Errorf("/api/runs/%s: classes %v, evaluations %d (from the run's artifacts)", champion, run.Classes, len(run.Evaluation))
+		}
+		for split, e := range run.Evaluation {
+			if e == nil || len(e.Confusion) != 3 {
+				t.Errorf("/api/runs/%s: %s confusion matrix %+v", champion, split, e)
+			}
 		}
 		// A new version on the server, the alias moved there by MLflow's API:
 		// the server polls it and reloads.
