@@ -127,6 +127,8 @@ type Config struct {
 	// TTA names the test-time views averaged inside the exported model
 	// (package features' views: flip, c192, c192f, tl192, ...); none by default.
 	TTA []string `yaml:"tta,omitempty"`
+	// Quantization is quantize: true and its keys (quantize.go).
+	Quantization `yaml:",inline"`
 }
 
 // MaxCVFolds bounds cv_folds.
@@ -226,6 +228,9 @@ func (c Config) Validate() error {
 	}
 	if err := checkTTA(c.TTA); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Quantize {
+		errs = append(errs, c.Quantization.problems()...)
 	}
 	if len(c.Recipes) == 0 {
 		errs = append(errs, errors.New("no experiments"))

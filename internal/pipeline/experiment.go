@@ -296,7 +296,7 @@ type registration struct {
 
 // register evaluates the champion once on the test split, checks that the
 // exported model agrees with the head, and registers it.
-func (env *runEnv) register(ctx context.Context, runID string, head *train.Head, test train.Data, testSamples []dataset.Sample, cfg Config) (*registration, error) {
+func (env *runEnv) register(ctx context.Context, runID string, head *train.Head, test train.Data, testSamples, calib []dataset.Sample, cfg Config) (*registration, error) {
 	ev := train.Evaluate(head, test)
 	run, err := env.store.OpenRun(runID)
 	if err != nil {
@@ -324,6 +324,11 @@ func (env *runEnv) register(ctx context.Context, runID string, head *train.Head,
 	path := ref.Path
 	if err := verifyExport(path, head, env.ext, testSamples, env.export.TTA); err != nil {
 		return nil, err
+	}
+	if cfg.Quantize { // the int8 champion, registered instead when good enough (quantize.go)
+		if src, path, err = env.quantizeChampion(ctx, run, src, path, calib, testSamples, cfg); err != nil {
+			return nil, err
+		}
 	}
 	version, err := env.store.CreateModelVersion(cfg.RegisteredModel, src, runID)
 	if err != nil {

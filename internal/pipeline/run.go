@@ -314,7 +314,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 
 	// The one test evaluation, export, registration.
 	t = time.Now()
-	reg, err := env.register(ctx, champ.res.RunID, champ.head, test, ds.Test, cfg)
+	reg, err := env.register(ctx, champ.res.RunID, champ.head, test, ds.Test, ds.TrainVal, cfg)
 	if err != nil {
 		return sum, err
 	}
