@@ -374,6 +374,29 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("not a pet", func(t *testing.T) {
+		// The champion's pet check: a parrot is flagged, its breed answer
+		// kept below the warning; the pets uploaded before are not flagged.
+		b.do(t, "choose a parrot", chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{testassets.Path(t, "photos", "parrot.jpg")}))
+		b.wait(t, "the parrot's result", settled("parrot.jpg"))
+		notPet := `(name) => { const r = [...document.querySelectorAll("#results .result")].find(r => r.querySelector(".name").textContent === name);
+			const p = r.querySelector(".notpet"); return p ? p.textContent : "" }`
+		if w := eval[string](t, b, "("+notPet+")(\"parrot.jpg\")"); !strings.Contains(w, "does not look like a cat or a dog") || !strings.Contains(w, "threshold") {
+			t.Errorf("parrot.jpg: warning %q, want the pet check's", w)
+		}
+		if c := cardNamed(t, b, "parrot.jpg"); len(c.Bars) != 3 || c.Error != "" {
+			t.Errorf("parrot.jpg: bars %q error %q, want the 3 breeds still shown", c.Bars, c.Error)
+		}
+		for _, name := range []string{"Bengal_1.jpg", "american_bulldog_10.jpg"} {
+			if w := eval[string](t, b, "("+notPet+")("+strconv.Quote(name)+")"); w != "" {
+				t.Errorf("%s: flagged as not a pet: %q", name, w)
+			}
+		}
+		if a := eval[string](t, b, `document.querySelector("#announce").textContent`); !strings.Contains(a, "parrot.jpg: not a cat or a dog") {
+			t.Errorf("the announcement %q does not say the parrot is not a pet", a)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		dir := t.TempDir()
 		files := map[string][]byte{
