@@ -30,7 +30,9 @@ var (
 	// floatOps stay in float32 and read dequantized values (or constants).
 	floatOps = map[string]bool{"Softmax": true, "LogSoftmax": true, "Identity": true, "Constant": true,
 		"Shape": true, "Gather": true, "Concat": true, "Mul": true, "Sub": true, "Div": true,
-		"Sigmoid": true, "Cast": true, "Dropout": true, "ArgMax": true, "Clip": true, "Relu": true}
+		"Sigmoid": true, "Cast": true, "Dropout": true, "ArgMax": true, "Clip": true, "Relu": true,
+		// The export's test-time views (a crop, its resize, a mirror; their mean).
+		"Slice": true, "Resize": true, "ReduceMean": true}
 )
 
 // since13 is, for the operators whose meaning changed before opset 13, the
@@ -42,6 +44,7 @@ var since13 = map[string]int64{
 	"Clip": 11, "Gemm": 7, "Add": 7, "Mul": 7, "Sub": 7, "Div": 7, "Relu": 6, "Sigmoid": 6, "Cast": 6,
 	"MatMul": 9, "AveragePool": 10, "MaxPool": 8, "Reshape": 5, "Flatten": 9, "Concat": 4, "Constant": 9,
 	"Dropout": 12, "ArgMax": 12, "Squeeze": 13, "Unsqueeze": 13, "Softmax": 13, "LogSoftmax": 13,
+	"Slice": 11, "Resize": 11,
 }
 
 // UnsupportedError says why a model cannot be quantized, naming the node.

@@ -343,3 +343,41 @@ func TestDescribe(t *testing.T) {
 		t.Logf("%s: %s", tc.file, s)
 	}
 }
+
+// The pipeline's export (a new head, the pet score, a mirror view averaged
+// in the graph) of the real twin quantizes, loads and keeps its outputs.
+func TestQuantizeExport(t *testing.T) {
+	twin := testassets.Read(t, "backbone", "mobilenetv2-12-fp32-twin.onnx")
+	f, err := onnx.FindFeatures(twin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := make([]float32, 3*f.Dim)
+	for i := range w {
+		w[i] = float32(i%7-3) / 100
+	}
+	exp, err := onnx.ExportWith(twin, f, w, []float32{0.1, 0, -0.1}, 3, map[string]string{"petbreed.labels": `["a","b","c"]`},
+		onnx.ExportOptions{PetScore: true, TTA: []onnx.TTAView{onnx.MirrorView()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, rep, err := Quantize(context.Background(), exp, petImages(t, 2, 61, 4), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("float: %v", rep.Float)
+	x, shape := batchOf(t, petImages(t, 9, 31, 8))
+	agree, diff := compare(t, exp, q, x, shape)
+	t.Logf("top-1 agreement %.3f, mean max |Δp| %.3f", agree, diff)
+	s, err := onnxrt.OpenData("q", q, onnxrt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if outs := s.Outputs(); len(outs) != 2 || outs[1].Name != onnx.ExportPetScore {
+		t.Errorf("outputs %v", outs)
+	}
+	if diff > 0.2 {
+		t.Errorf("mean max |Δp| %.3f", diff)
+	}
+}
