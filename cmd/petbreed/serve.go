@@ -28,6 +28,7 @@ type serveFlags struct {
 	splitCookie, predLog, predLogMax         string
 	shadows                                  []string
 	shadowMax, shadowThreads                 int
+	predLogFiles, predLogQueue               int
 	guardWindow, guardMin                    int
 	guardErrDelta, guardLatRatio             float64
 	guardSlack, guardEvery                   time.Duration
@@ -73,6 +74,8 @@ var serveEnv = map[string]string{
 	"guard-latency-slack":      "PETBREED_GUARD_LATENCY_SLACK",
 	"prediction-log":           "PETBREED_PREDICTION_LOG",
 	"prediction-log-max-bytes": "PETBREED_PREDICTION_LOG_MAX_BYTES",
+	"prediction-log-files":     "PETBREED_PREDICTION_LOG_FILES",
+	"prediction-log-queue":     "PETBREED_PREDICTION_LOG_QUEUE",
 }
 
 func newServeCmd() *cobra.Command {
@@ -235,6 +238,8 @@ A flag given on the command line wins over the environment. Unless GOGC is set, 
 	fs.DurationVar(&f.guardSlack, "guard-latency-slack", serve.DefaultGuardLatencySlack, "canary guard: p99 latency a challenger may have over ratio x the champion's [$PETBREED_GUARD_LATENCY_SLACK]")
 	fs.StringVar(&f.predLog, "prediction-log", "", "JSON Lines log of split and shadow predictions, for feedback and the A/B report (default: none) [$PETBREED_PREDICTION_LOG]")
 	fs.StringVar(&f.predLogMax, "prediction-log-max-bytes", "64MiB", "most bytes the prediction log keeps, its rotated files included [$PETBREED_PREDICTION_LOG_MAX_BYTES]")
+	fs.IntVar(&f.predLogFiles, "prediction-log-files", ab.DefaultFiles, "rotated prediction log files kept beside the current one, the oldest deleted (1-1000) [$PETBREED_PREDICTION_LOG_FILES]")
+	fs.IntVar(&f.predLogQueue, "prediction-log-queue", ab.DefaultQueue, "predictions waiting for the log's writer; more are dropped and counted, never waited for (1-1048576) [$PETBREED_PREDICTION_LOG_QUEUE]")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8000", "address to listen on, HOST:PORT (:8000 for every interface) [$PETBREED_ADDR]")
 	fs.IntVar(&f.maxBatch, "max-batch", serve.DefaultMaxBatch, "most images in one model run [$PETBREED_MAX_BATCH]")
 	fs.DurationVar(&f.maxDelay, "max-delay", serve.DefaultMaxDelay, "longest wait for a batch to fill, e.g. 2ms (-1ms: never wait) [$PETBREED_MAX_DELAY]")
@@ -352,7 +357,13 @@ func (f *serveFlags) config() (serve.Config, error) {
 		if err != nil {
 			return serve.Config{}, usagef("--prediction-log-max-bytes: %v", err)
 		}
-		l, err := ab.Open(f.predLog, max)
+		if f.predLogFiles < 1 || f.predLogFiles > 1000 {
+			return serve.Config{}, usagef("--prediction-log-files %d: want 1 to 1000", f.predLogFiles)
+		}
+		if f.predLogQueue < 1 || f.predLogQueue > 1<<20 {
+			return serve.Config{}, usagef("--prediction-log-queue %d: want 1 to 1048576", f.predLogQueue)
+		}
+		l, err := ab.OpenOptions(f.predLog, ab.Options{MaxBytes: max, Files: f.predLogFiles, Queue: f.predLogQueue})
 		if err != nil {
 			return serve.Config{}, fmt.Errorf("--prediction-log: %w", err)
 		}

@@ -96,6 +96,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{"PETBREED_SHADOW_THREADS", "0", nil, "--shadow-threads"},
 		{"", "", []string{"--models", "/nonexistent/models.yaml"}, "--models"},
 		{"", "", []string{"--prediction-log-max-bytes", "lots", "--prediction-log", "/tmp/x"}, "--prediction-log-max-bytes"},
+		{"", "", []string{"--prediction-log-files", "0", "--prediction-log", "/tmp/x"}, "--prediction-log-files"},
+		{"PETBREED_PREDICTION_LOG_QUEUE", "0", []string{"--prediction-log", "/tmp/x"}, "--prediction-log-queue"},
 	}
 	for _, tt := range tests {
 		if tt.env != "" {
