@@ -72,7 +72,17 @@ func (env *runEnv) quantizeChampion(ctx context.Context, run tracking.RunWriter,
 	}
 	int8Model, rep, err := quantize.Quantize(ctx, fp32, quantize.Spread(paths, q.QuantizeImages), quantize.Options{Method: m})
 	if err != nil {
-		return "", "", fmt.Errorf("quantize the champion: %w", err)
+		if ctx.Err() != nil {
+			return "", "", fmt.Errorf("quantize the champion: %w", err)
+		}
+		// A model the quantizer refuses (an int8 backbone's export is
+		// already quantized) is registered in its own precision.
+		reason := fmt.Sprintf("not quantized: %v", err)
+		if err := run.SetTags(map[string]string{tagQuantized: "fp32", tagQuantizeReason: reason}); err != nil {
+			return "", "", err
+		}
+		env.logf("quantize: fp32 registered: %s", reason)
+		return src, path, nil
 	}
 	dir, err := os.MkdirTemp("", "petbreed-int8-*")
 	if err != nil {

@@ -96,3 +96,38 @@ func TestPipelineQuantize(t *testing.T) {
 		t.Errorf("registered %s, want the %s artifact", sum.ModelPath, artifactModelInt8)
 	}
 }
+
+// A champion the quantizer refuses (the export of the zoo's int8 backbone
+// is quantized already) is registered as it is, the reason tagged.
+func TestPipelineQuantizeRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	r := cfg.Recipes[0]
+	r.Baseline = false
+	cfg.Recipes = []Recipe{r}
+	cfg.Quantize = true
+	sum, err := Run(context.Background(), Options{
+		Data:     testassets.Path(t, "pets-3breeds"),
+		Backbone: testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx"),
+		Config:   cfg,
+		Tracking: filepath.Join(dir, "mlruns"),
+		CacheDir: filepath.Join(dir, "cache"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := tracking.Open(filepath.Join(dir, "mlruns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := store.GetRun(sum.ChampionRunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Tags[tagQuantized] != "fp32" || !strings.Contains(run.Tags[tagQuantizeReason], "already quantized") {
+		t.Errorf("tags: %v", run.Tags)
+	}
+	if strings.Contains(sum.ModelPath, artifactModelInt8) {
+		t.Errorf("registered %s", sum.ModelPath)
+	}
+}
