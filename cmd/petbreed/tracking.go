@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -83,7 +84,7 @@ func newRunsCmd() *cobra.Command {
 				return enc.Encode(runs)
 			}
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN\tNAME\tSTATUS\tSTARTED\tDURATION\tLR\tBATCH\tEPOCHS\tVAL ACC\tVAL LOSS\tTEST ACC")
+			fmt.Fprintln(tw, "RUN\tNAME\tSTATUS\tSTARTED\tDURATION\tLR / L2\tBATCH\tEPOCHS\tVAL ACC\tVAL LOSS\tTEST ACC")
 			for _, r := range runs {
 				dur := "-"
 				if !r.End.IsZero() {
@@ -103,9 +104,10 @@ func newRunsCmd() *cobra.Command {
 				if r.Tags[tracking.TagSelected] == "true" {
 					name += " *"
 				}
+				rate, batch, epochs := runHyper(r)
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID[:8], name, r.Status,
-					r.Start.Local().Format("2006-01-02 15:04:05"), dur, r.Params["lr"], r.Params["batch_size"],
-					r.Params["epochs"], metric(tracking.MetricFinalValAcc, true), metric(tracking.MetricFinalValLoss, false), metric(tracking.MetricTestAcc, true))
+					r.Start.Local().Format("2006-01-02 15:04:05"), dur, rate, batch, epochs,
+					metric(tracking.MetricFinalValAcc, true), metric(tracking.MetricFinalValLoss, false), metric(tracking.MetricTestAcc, true))
 			}
 			return tw.Flush()
 		},
@@ -116,6 +118,26 @@ func newRunsCmd() *cobra.Command {
 	fs.StringVar(&sortBy, "sort", "", "sort by this metric (descending; ascending for losses)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// runHyper is what the runs table shows of a run's recipe: an Adam run's
+// learning rate, batch size and epochs; for a head solved exactly (solver
+// lbfgs: full batch, no epochs) the L2 strength its selection chose.
+func runHyper(r tracking.RunInfo) (rate, batch, epochs string) {
+	dash := func(v string) string {
+		if v == "" {
+			return "-"
+		}
+		return v
+	}
+	if r.Params["solver"] == "lbfgs" {
+		rate = "-"
+		if l2, ok := r.Metrics["l2"]; ok {
+			rate = "l2 " + strconv.FormatFloat(l2, 'g', 3, 64)
+		}
+		return rate, "full", "-"
+	}
+	return dash(r.Params["lr"]), dash(r.Params["batch_size"]), dash(r.Params["epochs"])
 }
 
 func findExperiment(store tracking.ExperimentReader, where, name string) (string, error) {
