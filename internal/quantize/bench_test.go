@@ -2,7 +2,9 @@ package quantize
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"petbreed/internal/onnxrt"
 	"petbreed/internal/testassets"
@@ -11,7 +13,9 @@ import (
 // BenchmarkInference compares the fp32 twin, its quantization by this
 // package (minmax on 32 pets images, per-channel, reduced range), the zoo's
 // int8 model and this package's uint8-weight variant (ONNX Runtime's u8u8
-// kernels), at batch 1 and 32, in one run.
+// kernels), at batch 1 and 32. Each iteration runs every model once, in
+// turn, so that the load of a shared machine weighs on all of them alike:
+// the ratios are the figures to read.
 func BenchmarkInference(b *testing.B) {
 	fp32 := testassets.Read(b, "backbone", "mobilenetv2-12-fp32-twin.onnx")
 	zoo := testassets.Read(b, "backbone", "mobilenetv2-12-int8.onnx")
@@ -24,31 +28,44 @@ func BenchmarkInference(b *testing.B) {
 		b.Fatal(err)
 	}
 	x, _ := batchOf(b, petImages(b, 3, 17, 32))
-	for _, m := range []struct {
-		name  string
-		model []byte
-	}{{"fp32", fp32}, {"petbreed-int8", ours}, {"zoo-int8", zoo}, {"petbreed-u8u8", u8u8}} {
-		s, err := onnxrt.OpenData(m.name, m.model, onnxrt.Options{})
+	names := []string{"fp32", "int8", "zoo", "u8u8"}
+	var sessions []*onnxrt.Session
+	for i, m := range [][]byte{fp32, ours, zoo, u8u8} {
+		s, err := onnxrt.OpenData(names[i], m, onnxrt.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, n := range []int{1, 32} {
-			b.Run(m.name+"/batch"+map[int]string{1: "1", 32: "32"}[n], func(b *testing.B) {
-				in := x[:n*3*224*224]
-				shape := []int64{int64(n), 3, 224, 224}
-				if _, err := s.Run(in, shape); err != nil { // warm-up
+		defer s.Close()
+		sessions = append(sessions, s)
+	}
+	for _, n := range []int{1, 32} {
+		b.Run(fmt.Sprintf("batch%d", n), func(b *testing.B) {
+			in := x[:n*3*224*224]
+			shape := []int64{int64(n), 3, 224, 224}
+			spent := make([]time.Duration, len(sessions))
+			for _, s := range sessions { // warm-up
+				if _, err := s.Run(in, shape); err != nil {
 					b.Fatal(err)
 				}
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for k, s := range sessions {
+					t0 := time.Now()
 					if _, err := s.Run(in, shape); err != nil {
 						b.Fatal(err)
 					}
+					spent[k] += time.Since(t0)
 				}
-				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
-			})
-		}
-		s.Close()
+			}
+			rate := make([]float64, len(spent))
+			for k, d := range spent {
+				rate[k] = float64(n*b.N) / d.Seconds()
+				b.ReportMetric(rate[k], names[k]+"-img/s")
+			}
+			b.ReportMetric(rate[1]/rate[0], "int8/fp32")
+			b.ReportMetric(rate[1]/rate[2], "int8/zoo")
+		})
 	}
 }
 
