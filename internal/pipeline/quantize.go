@@ -9,7 +9,6 @@ import (
 
 	"petbreed/internal/classify"
 	"petbreed/internal/dataset"
-	"petbreed/internal/imaging"
 	"petbreed/internal/onnx"
 	"petbreed/internal/quantize"
 	"petbreed/internal/tracking"
@@ -151,48 +150,24 @@ func evalModel(path string, samples []dataset.Sample) (float64, []int, error) {
 	if err := c.CheckServable(); err != nil {
 		return 0, nil, err
 	}
-	const batch = 16
-	tl := c.TensorLen()
-	buf := make([]float32, batch*tl)
+	paths := make([]string, len(samples))
+	for i, s := range samples {
+		paths[i] = s.Path
+	}
 	top := make([]int, len(samples))
-	correct := 0
-	for start := 0; start < len(samples); start += batch {
-		part := samples[start:min(start+batch, len(samples))]
-		var idx []int
-		for i, s := range part {
-			top[start+i] = -1
-			data, err := os.ReadFile(s.Path)
-			if err != nil {
-				continue
-			}
-			img, _, err := imaging.Decode(data, imaging.DecodeOptions{})
-			if err != nil {
-				continue
-			}
-			if err := c.Prepare(img, buf[len(idx)*tl:(len(idx)+1)*tl]); err != nil {
-				continue
-			}
-			idx = append(idx, start+i)
-		}
-		if len(idx) == 0 {
-			continue
-		}
-		probs, err := c.Run(buf[:len(idx)*tl], len(idx))
-		if err != nil {
-			return 0, nil, err
-		}
-		for j, i := range idx {
-			best := 0
-			for k, p := range probs[j] {
-				if p > probs[j][best] {
-					best = k
-				}
-			}
-			top[i] = best
-			if best == samples[i].Label {
+	correct, i := 0, 0
+	err = c.ClassifyFiles(context.Background(), paths, classify.FilesOptions{TopK: 1, BatchSize: 16}, func(r classify.Result) {
+		top[i] = -1
+		if r.Err == nil {
+			top[i] = r.Predictions[0].Index
+			if top[i] == samples[i].Label {
 				correct++
 			}
 		}
+		i++
+	})
+	if err != nil {
+		return 0, nil, err
 	}
 	return float64(correct) / float64(max(1, len(samples))), top, nil
 }
