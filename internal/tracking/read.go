@@ -24,6 +24,9 @@ type RunInfo struct {
 	Params                       map[string]string
 	Metrics                      map[string]float64 // latest value of each metric, chosen as MLflow does
 	Tags                         map[string]string
+	// Inputs are the datasets the run used (MLflow's run inputs), sorted
+	// by SortInputs.
+	Inputs []DatasetInput
 }
 
 // MetricPoint is one logged value of a metric.
@@ -152,6 +155,9 @@ func loadRun(dir string, m runMeta) (*RunInfo, error) {
 	}
 	if info.Name == "" {
 		info.Name = info.Tags[TagRunName]
+	}
+	if info.Inputs, err = readInputs(dir); err != nil {
+		return nil, err
 	}
 	keys, err := listKeys(filepath.Join(dir, metricsDir), "metric")
 	if err != nil {
