@@ -124,6 +124,18 @@ func runInfo(r *runJSON) (*tracking.RunInfo, error) {
 	if info.Name == "" {
 		info.Name = info.Tags[tracking.TagRunName]
 	}
+	for _, in := range r.Inputs.DatasetInputs {
+		d := in.Dataset
+		di := tracking.DatasetInput{
+			Dataset: tracking.Dataset{Name: d.Name, Digest: d.Digest, SourceType: d.SourceType, Source: d.Source, Schema: d.Schema, Profile: d.Profile},
+			Tags:    map[string]string{},
+		}
+		for _, t := range in.Tags {
+			di.Tags[t.Key] = t.Value
+		}
+		info.Inputs = append(info.Inputs, di)
+	}
+	tracking.SortInputs(info.Inputs)
 	return info, nil
 }
 

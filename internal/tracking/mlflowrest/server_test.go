@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,6 +111,7 @@ func TestServer(t *testing.T) {
 			t.Run("registry", func(t *testing.T) { testRegistry(t, srv, c) })
 			t.Run("errors", func(t *testing.T) { testErrors(t, srv, c) })
 			t.Run("dedup", func(t *testing.T) { testDedup(t, srv, c) })
+			t.Run("inputs", func(t *testing.T) { testInputs(t, srv, c, backend) })
 			if backend == "file" {
 				t.Run("filestore", func(t *testing.T) { testFileStoreServed(t, srv, c) })
 			}
@@ -557,8 +559,16 @@ func testFileStoreServed(t *testing.T, srv *mlflowserver.Server, c *Client) {
 	if err := r.LogMetrics([]tracking.Metric{{Key: "acc", Value: 0.5, Step: 1}}); err != nil {
 		t.Fatal(err)
 	}
+	inputs := petsInputs()
+	if err := r.LogInputs(inputs); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.End(tracking.Finished); err != nil {
 		t.Fatal(err)
+	}
+	// MLflow's reader finds the datasets and inputs petbreed wrote.
+	if got := restInputs(t, srv, r.ID); !reflect.DeepEqual(got, inputs) {
+		t.Errorf("the server reads the file store's inputs as\n %+v\nwant %+v", got, inputs)
 	}
 	got := rest(t, srv, "experiments/search", url.Values{"max_results": {"1000"}, "view_type": {"ALL"}})
 	names := map[string]bool{}

@@ -130,6 +130,23 @@ type runJSON struct {
 		Params  []keyValue   `json:"params"`
 		Tags    []keyValue   `json:"tags"`
 	} `json:"data"`
+	Inputs struct {
+		DatasetInputs []datasetInputJSON `json:"dataset_inputs"`
+	} `json:"inputs"`
+}
+
+// datasetInputJSON is MLflow's DatasetInput: the input's tags and its
+// dataset (schema and profile optional).
+type datasetInputJSON struct {
+	Tags    []keyValue `json:"tags,omitempty"`
+	Dataset struct {
+		Name       string `json:"name"`
+		Digest     string `json:"digest"`
+		SourceType string `json:"source_type"`
+		Source     string `json:"source"`
+		Schema     string `json:"schema,omitempty"`
+		Profile    string `json:"profile,omitempty"`
+	} `json:"dataset"`
 }
 
 type modelVersionJSON struct {

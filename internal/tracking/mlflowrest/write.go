@@ -32,8 +32,9 @@ const (
 const TagRequestID = "petbreed.request_id"
 
 var (
-	_ tracking.Backend   = (*Client)(nil)
-	_ tracking.RunWriter = (*Run)(nil)
+	_ tracking.Backend     = (*Client)(nil)
+	_ tracking.RunWriter   = (*Run)(nil)
+	_ tracking.InputLogger = (*Run)(nil)
 )
 
 // Experiment is the id of the active experiment called name, created if
@@ -305,6 +306,31 @@ func (r *Run) SetTags(tags map[string]string) error {
 			return fmt.Errorf("run %s: set tags: %w", r.id, err)
 		}
 		kvs = kvs[n:]
+	}
+	return nil
+}
+
+// LogInputs records dataset inputs through runs/log-inputs, at most
+// tracking.MaxInputsPerCall a call, every input checked before any is sent.
+// Both of MLflow's stores keep one input per dataset (name and digest) and
+// run, so a call is retried freely.
+func (r *Run) LogInputs(inputs []tracking.DatasetInput) error {
+	ds := make([]datasetInputJSON, len(inputs))
+	for i, in := range inputs {
+		if err := tracking.ValidateDatasetInput(in); err != nil {
+			return fmt.Errorf("run %s: %w", r.id, err)
+		}
+		d := &ds[i].Dataset
+		d.Name, d.Digest, d.SourceType, d.Source = in.Dataset.Name, in.Dataset.Digest, in.Dataset.SourceType, in.Dataset.Source
+		d.Schema, d.Profile = in.Dataset.Schema, in.Dataset.Profile
+		ds[i].Tags = kvList(in.Tags)
+	}
+	for len(ds) > 0 {
+		n := min(len(ds), tracking.MaxInputsPerCall)
+		if err := r.c.post(apiPrefix+"runs/log-inputs", map[string]any{"run_id": r.id, "datasets": ds[:n]}, nil, idempotent); err != nil {
+			return fmt.Errorf("run %s: log inputs: %w", r.id, err)
+		}
+		ds = ds[n:]
 	}
 	return nil
 }
