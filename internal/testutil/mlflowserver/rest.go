@@ -105,7 +105,26 @@ type Run struct {
 		Params []KV `json:"params"`
 		Tags   []KV `json:"tags"`
 	} `json:"data"`
+	Inputs struct {
+		DatasetInputs []DatasetInput `json:"dataset_inputs"`
+	} `json:"inputs"`
 }
+
+// DatasetInput is one of a run's dataset inputs (MLflow's DatasetInput).
+type DatasetInput struct {
+	Tags    []KV `json:"tags"`
+	Dataset struct {
+		Name       string `json:"name"`
+		Digest     string `json:"digest"`
+		SourceType string `json:"source_type"`
+		Source     string `json:"source"`
+		Schema     string `json:"schema"`
+		Profile    string `json:"profile"`
+	} `json:"dataset"`
+}
+
+// Context is the input's mlflow.data.context tag.
+func (d DatasetInput) Context() string { return find(d.Tags, "mlflow.data.context") }
 
 // Param is a run's param ("" when absent).
 func (r *Run) Param(k string) string { return find(r.Data.Params, k) }

@@ -60,6 +60,21 @@ func TestSyncMLflowServer(t *testing.T) {
 	if run.Param("lr") != "0.001" || run.Tag("petbreed.recipe") != "baseline" || run.Tag(TagOrigin) != f.done || run.Tag(TagComplete) != "true" {
 		t.Errorf("server run params %v tags %v", run.Data.Params, run.Data.Tags)
 	}
+	if got := run.Inputs.DatasetInputs; len(got) != len(src.Inputs) {
+		t.Errorf("server run inputs %+v, want %+v", got, src.Inputs)
+	} else {
+		byDigest := map[string]mlflowserver.DatasetInput{}
+		for _, in := range got {
+			byDigest[in.Dataset.Digest] = in
+		}
+		for _, want := range src.Inputs {
+			g, d := byDigest[want.Dataset.Digest], want.Dataset
+			if g.Dataset.Name != d.Name || g.Dataset.SourceType != d.SourceType || g.Dataset.Source != d.Source ||
+				g.Dataset.Profile != d.Profile || g.Context() != want.Context() {
+				t.Errorf("server run input %+v, want %+v", g, want)
+			}
+		}
+	}
 	if srv.ExperimentID(t, "pet-breed") != run.Info.ExperimentID {
 		t.Errorf("run in experiment %s, not pet-breed's", run.Info.ExperimentID)
 	}

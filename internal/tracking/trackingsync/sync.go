@@ -4,10 +4,10 @@
 // locally.
 //
 // A run is copied whole and in MLflow's terms: into the experiment of the
-// same name (created if needed), with its name, params, every metric's full
-// history (steps and timestamps), its tags, status, start and end times, and
-// every artifact byte for byte, streamed through a temporary file, never held
-// in memory. With Options.Registry the registered versions made from the
+// same name (created if needed), with its name, params, dataset inputs
+// (tracking.InputLogger), every metric's full history (steps and
+// timestamps), its tags, status, start and end times, and every artifact
+// byte for byte, streamed through a temporary file, never held in memory. With Options.Registry the registered versions made from the
 // copied runs follow, as new versions of the same registered model at the
 // copy, and the aliases pointing at them.
 //
@@ -110,6 +110,7 @@ type RunResult struct {
 	Copied     bool   // false: skipped (Reason says why)
 	Reason     string
 	Params     int   // params copied
+	Inputs     int   // dataset inputs copied
 	Points     int   // metric values copied, all histories together
 	Artifacts  int   // artifact files copied
 	Bytes      int64 // their bytes
@@ -416,6 +417,16 @@ func (s *syncer) copyRun(ctx context.Context, expID string, r *tracking.RunInfo,
 			return fmt.Errorf("params not copied: %w", err)
 		}
 		rr.Params = len(r.Params)
+	}
+	if len(r.Inputs) > 0 {
+		il, ok := w.(tracking.InputLogger)
+		if !ok {
+			return fmt.Errorf("dataset inputs not copied: %s cannot record them", s.to.URI())
+		}
+		if err := il.LogInputs(r.Inputs); err != nil {
+			return fmt.Errorf("dataset inputs not copied: %w", err)
+		}
+		rr.Inputs = len(r.Inputs)
 	}
 	if rr.Points, err = s.copyMetrics(r, w); err != nil {
 		return err

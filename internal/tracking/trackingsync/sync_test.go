@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -67,6 +68,9 @@ func newFixture(t *testing.T) *fixture {
 	if err := w.LogMetrics(batch); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.(tracking.InputLogger).LogInputs(fixtureInputs()); err != nil {
+		t.Fatal(err)
+	}
 	f.big = make([]byte, 3<<20+17)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range f.big {
@@ -113,6 +117,18 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// fixtureInputs are the dataset inputs of the fixture's finished run.
+func fixtureInputs() []tracking.DatasetInput {
+	in := func(digest, context string) tracking.DatasetInput {
+		return tracking.DatasetInput{
+			Dataset: tracking.Dataset{Name: "pets", Digest: digest, SourceType: tracking.SourceTypeLocal,
+				Source: `{"uri": "file:///data/pets"}`, Profile: `{"num_images": 3}`},
+			Tags: map[string]string{tracking.TagDatasetContext: context},
+		}
+	}
+	return []tracking.DatasetInput{in("0123abcd", tracking.ContextTrain), in("4567cdef", tracking.ContextValidation)}
+}
+
 // sameRun checks that the copy toID in to has everything of fromID in from.
 func sameRun(t *testing.T, from Source, fromID string, to Source, toID string) {
 	t.Helper()
@@ -143,6 +159,9 @@ func sameRun(t *testing.T, from Source, fromID string, to Source, toID string) {
 	}
 	if b.Tags[TagOrigin] != origin(*a) || b.Tags[TagComplete] != "true" {
 		t.Errorf("copy's sync tags: %s=%q %s=%q", TagOrigin, b.Tags[TagOrigin], TagComplete, b.Tags[TagComplete])
+	}
+	if !reflect.DeepEqual(a.Inputs, b.Inputs) {
+		t.Errorf("dataset inputs %+v → %+v", a.Inputs, b.Inputs)
 	}
 	if len(a.Metrics) != len(b.Metrics) {
 		t.Errorf("metrics %v → %v", a.Metrics, b.Metrics)
