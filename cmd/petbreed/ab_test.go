@@ -192,17 +192,27 @@ func TestABServe(t *testing.T) {
 		t.Errorf("text/plain: %d", status)
 	}
 
-	res, err := http.Get(base + "/api/ab")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var live ab.Report
-	err = json.NewDecoder(res.Body).Decode(&live)
-	res.Body.Close()
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("/api/ab: %d %v", res.StatusCode, err)
-	}
+	// The shadow answers after the primary, on its own: wait until each
+	// copy is answered or dropped (the server's metrics) and its answer is
+	// in the log, so /api/ab and the file are read at rest.
 	n := len(photos)
+	var live ab.Report
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		answered, dropped := metricValue(t, base, `petbreed_model_requests_total{model="b",version="1"}`),
+			metricValue(t, base, `petbreed_shadow_dropped_total{model="b"}`)
+		live = getReport(t, base)
+		logged := 0
+		if len(live.Versions) == 2 {
+			logged = live.Versions[1].Shadow
+		}
+		if int(answered+dropped) >= n && logged == int(answered) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the shadow's copies: %v answered, %v dropped, %d logged, of %d", answered, dropped, logged, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if live.Champion != "a/1" || live.Feedback != n || len(live.Versions) != 2 {
 		t.Fatalf("%+v", live)
 	}
@@ -234,4 +244,43 @@ func TestABServe(t *testing.T) {
 	if !bytes.Equal(lj, fj) {
 		t.Errorf("/api/ab and ab report differ:\n%s\n%s", lj, fj)
 	}
+}
+
+// getReport reads the server's /api/ab.
+func getReport(t *testing.T, base string) ab.Report {
+	t.Helper()
+	res, err := http.Get(base + "/api/ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var r ab.Report
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil || res.StatusCode != 200 {
+		t.Fatalf("/api/ab: %d %v", res.StatusCode, err)
+	}
+	return r
+}
+
+// metricValue is one series' value in the server's /metrics (0 when absent).
+func metricValue(t *testing.T, base, series string) float64 {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("%s: %q", series, line)
+			}
+			return f
+		}
+	}
+	return 0
 }
