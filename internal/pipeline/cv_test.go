@@ -229,6 +229,16 @@ func TestPipelineScarceCV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	expID, err := store.Experiment(cfg.MLflowExperiment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := store.Runs(expID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cross-validation trains on all of trainval, in every run.
+	checkInputs(t, runs, sum, map[string]int{tracking.ContextTrain: 18}, map[string]int{tracking.ContextTrain: 18})
 	for _, r := range sum.Runs {
 		if r.Status != "FINISHED" || len(r.CVFoldAcc) != 5 || r.ValAcc != mean(r.CVFoldAcc) {
 			t.Errorf("run %s: %+v", r.Name, r)

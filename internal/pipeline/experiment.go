@@ -32,6 +32,8 @@ type runEnv struct {
 	// exported model (pet.go).
 	export     onnx.ExportOptions
 	exportMeta map[string]string
+	// inputs are the splits as dataset inputs (inputs.go).
+	inputs splitInputs
 }
 
 func (e Recipe) trainConfig(seed uint64) train.Config {
@@ -103,6 +105,16 @@ func (env *runEnv) experiment(ctx context.Context, e Recipe, tr, val train.Data,
 		params["cv_folds"] = strconv.Itoa(cv.k)
 	}
 	if err = run.LogParams(params); err != nil {
+		return res, nil, err
+	}
+	if refit || cv != nil {
+		err = logInputs(run, env.inputs.trainVal)
+	} else if val.N() > 0 {
+		err = logInputs(run, env.inputs.train, env.inputs.val)
+	} else {
+		err = logInputs(run, env.inputs.train)
+	}
+	if err != nil {
 		return res, nil, err
 	}
 	if cv != nil {
@@ -309,6 +321,9 @@ func (env *runEnv) register(ctx context.Context, runID string, head *train.Head,
 		return nil, err
 	}
 	if err := run.SetTags(map[string]string{"petbreed.test_acc_units": "fraction in [0,1]"}); err != nil {
+		return nil, err
+	}
+	if err := logInputs(run, env.inputs.test); err != nil {
 		return nil, err
 	}
 	if err := env.logEvaluation(run, "test", ev); err != nil {

@@ -109,6 +109,8 @@ func TestPipelinePets(t *testing.T) {
 			}
 		}
 	}
+	checkInputs(t, runs, first, map[string]int{tracking.ContextTrain: 240, tracking.ContextValidation: 60},
+		map[string]int{tracking.ContextTrain: 300})
 	champion, err := store.GetRun(first.ChampionRunID)
 	if err != nil {
 		t.Fatal(err)

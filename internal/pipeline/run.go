@@ -239,7 +239,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 		"preprocess":      mustJSON(ext.Preprocess()),
 	}
 	env := &runEnv{store: store, expID: expID, ext: ext, classes: ds.Classes, common: common, logf: logf, seed: cfg.Seed,
-		export: exportOpt, exportMeta: exportMeta}
+		export: exportOpt, exportMeta: exportMeta, inputs: newSplitInputs(ds, trainS, valS)}
 
 	// Experiments.
 	t = time.Now()
