@@ -227,6 +227,7 @@ func checkServerRuns(t *testing.T, srv *mlflowserver.Server, experiment string, 
 				t.Errorf("%s: param %s = %q, want %q", name, k, got, v)
 			}
 		}
+		checkServerInputs(t, name, run.Inputs.DatasetInputs, want.Inputs)
 		for _, k := range []string{tracking.TagUser, tracking.TagSourceName, tracking.TagSourceType} {
 			if run.Tag(k) == "" {
 				t.Errorf("%s: no tag %s", name, k)
@@ -292,6 +293,28 @@ func checkServerRuns(t *testing.T, srv *mlflowserver.Server, experiment string, 
 			if err != nil || !bytes.Equal(onnx, local) {
 				t.Errorf("the resolved champion %s differs from the server's model.onnx (%v)", sum.ModelPath, err)
 			}
+		}
+	}
+}
+
+// checkServerInputs compares a run's dataset inputs on the server with the
+// file store's: the same datasets (name, digest, source, profile) in the
+// same contexts.
+func checkServerInputs(t *testing.T, run string, got []mlflowserver.DatasetInput, want []tracking.DatasetInput) {
+	t.Helper()
+	if len(got) != len(want) || len(want) == 0 {
+		t.Errorf("%s: %d dataset inputs on the server, %d in the file store", run, len(got), len(want))
+		return
+	}
+	byDigest := map[string]mlflowserver.DatasetInput{}
+	for _, in := range got {
+		byDigest[in.Dataset.Digest] = in
+	}
+	for _, w := range want {
+		g, d := byDigest[w.Dataset.Digest], w.Dataset
+		if g.Dataset.Name != d.Name || g.Dataset.SourceType != d.SourceType || g.Dataset.Source != d.Source ||
+			g.Dataset.Profile != d.Profile || g.Context() != w.Context() {
+			t.Errorf("%s: dataset input on the server %+v, in the file store %+v", run, g, w)
 		}
 	}
 }
