@@ -87,28 +87,14 @@ func TestPipelineMLflowServer(t *testing.T) {
 		}
 		o := petsOptions(t, cache)
 		o.Store = c
-		done := make(chan struct{})
-		var sum *Summary
-		go func() {
-			defer close(done)
-			sum, err = Run(context.Background(), o)
-		}()
 		// Kill it in the middle (after 40 calls of about 180), restart it at
 		// once; a restart takes seconds, which the client's backoff waits out.
-		for deadline := time.Now().Add(2 * time.Minute); c.Calls() < 40; time.Sleep(2 * time.Millisecond) {
-			select {
-			case <-done:
-				t.Fatalf("the pipeline ended before the kill: %v", err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no 40 calls in 2 minutes")
-			}
-		}
+		p := startPipeline(t, o, c, 40)
 		srv.Kill()
 		killedAt := c.Calls()
 		srv.Restart(t)
-		<-done
+		<-p.done
+		sum, err := p.sum, p.err
 		t.Logf("killed after %d calls, %d calls in all", killedAt, c.Calls())
 		if err != nil {
 			t.Fatalf("the pipeline failed across a restart: %v", err)
@@ -137,28 +123,14 @@ func TestPipelineMLflowServer(t *testing.T) {
 		o.Store = c
 		o.Config.MLflowExperiment = "down"
 		o.Config.RegisteredModel = "pet-breed-down"
-		done := make(chan struct{})
-		var sum *Summary
-		go func() {
-			defer close(done)
-			sum, err = Run(context.Background(), o)
-		}()
-		for deadline := time.Now().Add(2 * time.Minute); c.Calls() < 40; time.Sleep(2 * time.Millisecond) {
-			select {
-			case <-done:
-				t.Fatalf("the pipeline ended before the kill: %v", err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no 40 calls in 2 minutes")
-			}
-		}
+		p := startPipeline(t, o, c, 40)
 		srv.Kill()
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(3 * time.Minute):
 			t.Fatal("the pipeline did not end within 3 minutes of the server's death")
 		}
+		sum, err := p.sum, p.err
 		if err == nil || sum != nil && sum.ModelVersion != 0 {
 			t.Fatalf("the server died mid-pipeline and the pipeline says: %v (summary %+v)", err, sum)
 		}
@@ -188,6 +160,36 @@ func TestPipelineMLflowServer(t *testing.T) {
 
 // checkServerRuns compares what the server holds (read with plain REST
 // calls) with the same pipeline's file store.
+// pipelineRun is a pipeline running in the background: sum and err are
+// its result once done is closed.
+type pipelineRun struct {
+	done chan struct{}
+	sum  *Summary
+	err  error
+}
+
+// startPipeline runs the pipeline in the background and returns once its
+// client has made calls calls (a moment to kill the server in the middle).
+func startPipeline(t *testing.T, o Options, c *mlflowrest.Client, calls int64) *pipelineRun {
+	t.Helper()
+	p := &pipelineRun{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.sum, p.err = Run(context.Background(), o)
+	}()
+	for deadline := time.Now().Add(2 * time.Minute); c.Calls() < calls; time.Sleep(2 * time.Millisecond) {
+		select {
+		case <-p.done:
+			t.Fatalf("the pipeline ended before the kill: %v", p.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d calls in 2 minutes", calls)
+		}
+	}
+	return p
+}
+
 func checkServerRuns(t *testing.T, srv *mlflowserver.Server, experiment string, store *tracking.Store, ref, sum *Summary) {
 	t.Helper()
 	expID := srv.ExperimentID(t, experiment)

@@ -52,16 +52,23 @@ func TestQuantizationProblems(t *testing.T) {
 // exported in fp32 and int8, both evaluated on the test split, and the
 // int8 one (within the tolerance) is the registered version, with the
 // reason as a tag.
-func TestPipelineQuantize(t *testing.T) {
+// quantizePipeline runs the default pipeline's first recipe alone with
+// quantize: true (and edit's changes) on the backbone, into a new file store,
+// and returns its summary and its champion's run.
+func quantizePipeline(t *testing.T, backbone string, edit func(*Config)) (*Summary, *tracking.RunInfo) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := DefaultConfig()
 	r := cfg.Recipes[0]
 	r.Baseline = false
 	cfg.Recipes = []Recipe{r}
-	cfg.Quantize, cfg.QuantizeImages, cfg.QuantizeTolerance = true, 64, 1
+	cfg.Quantize = true
+	if edit != nil {
+		edit(&cfg)
+	}
 	sum, err := Run(context.Background(), Options{
 		Data:     testassets.Path(t, "pets-3breeds"),
-		Backbone: testassets.Path(t, "backbone", "mobilenetv2-12-fp32-twin.onnx"),
+		Backbone: testassets.Path(t, "backbone", backbone),
 		Config:   cfg,
 		Tracking: filepath.Join(dir, "mlruns"),
 		CacheDir: filepath.Join(dir, "cache"),
@@ -77,6 +84,13 @@ func TestPipelineQuantize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sum, run
+}
+
+func TestPipelineQuantize(t *testing.T) {
+	sum, run := quantizePipeline(t, "mobilenetv2-12-fp32-twin.onnx", func(cfg *Config) {
+		cfg.QuantizeImages, cfg.QuantizeTolerance = 64, 1
+	})
 	t.Logf("tags %s=%s: %s; metrics %v", tagQuantized, run.Tags[tagQuantized], run.Tags[tagQuantizeReason], run.Metrics)
 	if run.Tags[tagQuantized] != "int8" || !strings.Contains(run.Tags[tagQuantizeReason], "within 1.00 points") {
 		t.Errorf("tags: %v", run.Tags)
@@ -100,30 +114,7 @@ func TestPipelineQuantize(t *testing.T) {
 // A champion the quantizer refuses (the export of the zoo's int8 backbone
 // is quantized already) is registered as it is, the reason tagged.
 func TestPipelineQuantizeRefused(t *testing.T) {
-	dir := t.TempDir()
-	cfg := DefaultConfig()
-	r := cfg.Recipes[0]
-	r.Baseline = false
-	cfg.Recipes = []Recipe{r}
-	cfg.Quantize = true
-	sum, err := Run(context.Background(), Options{
-		Data:     testassets.Path(t, "pets-3breeds"),
-		Backbone: testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx"),
-		Config:   cfg,
-		Tracking: filepath.Join(dir, "mlruns"),
-		CacheDir: filepath.Join(dir, "cache"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := tracking.Open(filepath.Join(dir, "mlruns"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := store.GetRun(sum.ChampionRunID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sum, run := quantizePipeline(t, "mobilenetv2-12-int8.onnx", nil)
 	if run.Tags[tagQuantized] != "fp32" || !strings.Contains(run.Tags[tagQuantizeReason], "already quantized") {
 		t.Errorf("tags: %v", run.Tags)
 	}
