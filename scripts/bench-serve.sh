@@ -17,6 +17,26 @@
 #   MODEL_ALONE   1 (default): also measure the model alone at batch 32; 0: skip
 #   STRICT        1: exit 1 when a goal is missed (errors or a failed shutdown always do)
 #   PETBREED_BIN  use this petbreed binary instead of building bin/petbreed
+#
+# Several models in one server (issue 12), after the rows above, each on a fresh
+# server at concurrency $C with MODELS_N requests after WARMUP32 warm-up:
+# (1) the champion alone, (2) a 50/50 split with a second version (no unit
+# header: weighted random), (3) the champion with the second version as a
+# full shadow (copies answered and dropped, from /metrics), and (2') (3') the
+# same with --share-backbone=false when `petbreed serve` has that flag; the
+# shadow's cost is 1 - throughput(3) / throughput(1) (goal < 10%).
+#   MODELS        1 (default): measure these rows; 0: skip them
+#   MODELS_N      requests per row (1500)
+#   CHALLENGER    the second version: a file or URI (default: models:/pet-breed@challenger
+#                 if it resolves to another file than the champion; else one is trained,
+#                 `petbreed train --seed CHALLENGER_SEED` on the champion's dataset and
+#                 backbone, into a temporary tracking store removed at the end: the
+#                 champion's store and aliases are not touched)
+#   CHALLENGER_SEED  seed of that training (7)
+#   DATA, BACKBONE   the dataset and backbone file to train it on (default: the champion
+#                 run's `dataset` param, and the file among $SHARED/assets/backbone/*.onnx
+#                 and models/*.onnx whose sha256 is the champion's petbreed.backbone_sha256)
+# The rows need a trained champion (`make demo`); without one they are skipped.
 set -euo pipefail
 export LC_ALL=C # $EPOCHREALTIME and printf with a decimal point
 
@@ -32,6 +52,9 @@ WARMUP32=${WARMUP32:-64}
 SERVE_ARGS=${SERVE_ARGS:-}
 MODEL_ALONE=${MODEL_ALONE:-1}
 STRICT=${STRICT:-0}
+MODELS=${MODELS:-1}
+MODELS_N=${MODELS_N:-1500}
+CHALLENGER_SEED=${CHALLENGER_SEED:-7}
 
 tmp=$(mktemp -d -t bench-serve.XXXXXX)
 log=$tmp/serve.log
@@ -88,6 +111,83 @@ if [[ $MODEL_ALONE == 1 ]]; then
   fi
 fi
 
+# --- the second version, for the several-models rows (issue 12) ---------------
+# json_field NAME <JSON: the first "NAME": "value" of `petbreed ... --json` output.
+json_field() { sed -n "s/^ *\"$1\": \"\\(.*\\)\",\\{0,1\\}\$/\\1/p" | head -n 1; }
+models_skip="" # why the rows are skipped, when they are
+challenger="" challenger_desc="" share_flag=0
+if [[ $MODELS != 1 ]]; then
+  models_skip="MODELS=$MODELS"
+elif [[ -z ${MODEL:-} && $model != models:/pet-breed@champion ]]; then
+  models_skip="no models:/pet-breed@champion in the tracking store (\`make demo\` trains one)"
+fi
+if [[ -z $models_skip ]]; then
+  "$petbreed" inspect --json "$model" >"$tmp/champion.json" 2>&1 || true
+  champion_sha=$(json_field sha256 <"$tmp/champion.json")
+  champion_backbone=$(json_field petbreed.backbone_sha256 <"$tmp/champion.json")
+  champion_run=$(json_field petbreed.run_id <"$tmp/champion.json")
+  if [[ -z $champion_backbone ]]; then
+    models_skip="$model is not a petbreed-trained model (no petbreed.backbone_sha256 in its metadata)"
+  fi
+fi
+if [[ -z $models_skip && -n ${CHALLENGER:-} ]]; then
+  challenger=$CHALLENGER
+  challenger_desc="\`$CHALLENGER\` (CHALLENGER)"
+elif [[ -z $models_skip ]] && "$petbreed" inspect --json models:/pet-breed@challenger >"$tmp/challenger.json" 2>/dev/null &&
+  [[ $(json_field sha256 <"$tmp/challenger.json") != "$champion_sha" ]]; then
+  challenger=models:/pet-breed@challenger
+  challenger_desc="\`models:/pet-breed@challenger\`"
+elif [[ -z $models_skip ]]; then
+  # Train one: the champion's dataset and backbone, another seed, a temporary store.
+  data=${DATA:-}
+  if [[ -z $data && -n $champion_run ]]; then
+    "$petbreed" runs --json >"$tmp/runs.json" 2>/dev/null || true
+    data=$(awk -v id="\"ID\": \"$champion_run\"" 'index($0, id) { found = 1 }
+      found && /^ *"dataset": "/ { sub(/^ *"dataset": "/, ""); sub(/",?$/, ""); print; exit }' "$tmp/runs.json")
+  fi
+  backbone=${BACKBONE:-}
+  if [[ -z $backbone ]]; then
+    for f in "$assets"/backbone/*.onnx models/*.onnx; do
+      if [[ -f $f && $(sha256sum "$f" | cut -d' ' -f1) == "$champion_backbone" ]]; then
+        backbone=$f
+        break
+      fi
+    done
+  fi
+  if [[ -n ${DATA:-} && ! -d $DATA ]]; then
+    die "DATA=$DATA is not a folder"
+  elif [[ -n ${BACKBONE:-} && ! -f $BACKBONE ]]; then
+    die "BACKBONE=$BACKBONE is not a file"
+  elif [[ -z $data || ! -d $data ]]; then
+    models_skip="no second version: the champion's dataset (${data:-its run ${champion_run:-unknown} not found}) is not a folder here; set DATA or CHALLENGER"
+  elif [[ -z $backbone ]]; then
+    models_skip="no second version: no backbone file with the champion's sha256 $champion_backbone; set BACKBONE or CHALLENGER"
+  else
+    say "training a second version: petbreed train --seed $CHALLENGER_SEED --data $data --backbone $backbone (a temporary store)"
+    if capture "$tmp/train.json" "$petbreed" train --quiet --json --register --name bench-challenger \
+      --seed "$CHALLENGER_SEED" --data "$data" --backbone "$backbone" --tracking "$tmp/challenger-store" 2>"$tmp/train.err"; then
+      challenger=$(json_field model_path <"$tmp/train.json")
+      challenger_desc="trained for this run: \`petbreed train --seed $CHALLENGER_SEED\` (Adam, 10 epochs) on \`$data\` with \`$(basename "$backbone")\`, in a temporary store"
+    fi
+    if [[ -z $challenger ]]; then
+      sed 's/^/  | /' "$tmp/train.err" >&2
+      die "training the second version failed (set CHALLENGER, or MODELS=0 to skip the several-models rows)"
+    fi
+  fi
+fi
+if [[ -z $models_skip ]]; then
+  "$petbreed" inspect --json "$challenger" >"$tmp/challenger.json" 2>&1 || true
+  challenger_backbone=$(json_field petbreed.backbone_sha256 <"$tmp/challenger.json")
+  if [[ -z $challenger_backbone ]]; then
+    sed 's/^/  | /' "$tmp/challenger.json" >&2
+    die "the second version $challenger is not a petbreed-trained model (no petbreed.backbone_sha256 in its metadata)"
+  elif [[ $challenger_backbone != "$champion_backbone" ]]; then
+    challenger_desc+=" (**another backbone** than the champion's: nothing to share)"
+  fi
+  if grep -q -- '--share-backbone' "$tmp/serve-help"; then share_flag=1; fi
+fi
+[[ -z $models_skip ]] || say "skipping the several-models rows: $models_skip"
+
 # --- start the server --------------------------------------------------------
 port=$("$loadgen" -free-port)
 base=http://127.0.0.1:$port
@@ -142,6 +242,114 @@ elif [[ $shutdown_rc != 0 ]]; then
 else
   shutdown="exit 0 after ${shutdown_s} s"
   shutdown_ok=1
+fi
+
+# --- several models in one server (issue 12) -----------------------------------
+# metric_sum FILE NAME MODEL: the sum of NAME's samples labelled model="MODEL" in a /metrics text.
+metric_sum() {
+  awk -v n="$2{" -v m="model=\"$3\"" 'index($1, n) == 1 && index($1, m) { s += $NF } END { printf "%.0f", s }' "$1"
+}
+# models_row KEY ARGS...: a fresh `petbreed serve ARGS`, loaded at concurrency $C with
+# MODELS_N requests; fills row_* [KEY] (row_fail[KEY] says why it has no figures).
+declare -A row_tput=() row_p50=() row_p99=() row_errors=() row_peak=() row_cpu=() row_note=() row_fail=()
+models_row() {
+  local key=$1 port base i n0 n1 c0 c1 d0 d1 e0 e1 sent=$((MODELS_N + WARMUP32))
+  shift
+  local -A r=() m=()
+  log=$tmp/serve-$key.log
+  port=$("$loadgen" -free-port)
+  base=http://127.0.0.1:$port
+  # shellcheck disable=SC2086 # SERVE_ARGS is a list of words
+  say "row $key: $petbreed serve $* --addr 127.0.0.1:$port $SERVE_ARGS"
+  # shellcheck disable=SC2086
+  "$petbreed" serve "$@" --addr "127.0.0.1:$port" $SERVE_ARGS >"$log" 2>&1 &
+  pid=$!
+  if ! capture "$tmp/ready" "$loadgen" -wait "$base/api/health" -pid "$pid" -wait-timeout 60s; then
+    row_fail[$key]="the server did not become ready"
+  else
+    # Both models loaded before the load starts (health answers once one is).
+    for ((i = 0; i < 300; i++)); do
+      curl -fsS --max-time 5 "$base/api/health" >"$tmp/health" 2>/dev/null || true
+      grep -q '"state":"loading"' "$tmp/health" || break
+      sleep 0.1
+    done
+    capture "$tmp/probe" "$loadgen" -url "$base/api/predict" -image "$image" -n 1 -env || true
+    local -A p=()
+    read_kv p <"$tmp/probe"
+    if [[ ${p[errors]:-1} != 0 ]]; then
+      row_fail[$key]="POST /api/predict failed: ${p[first_error]:-no answer}"
+    fi
+  fi
+  if [[ -z ${row_fail[$key]:-} ]]; then
+    curl -fsS --max-time 5 "$base/metrics" >"$tmp/m0" || true
+    if capture "$tmp/row" "$loadgen" -url "$base/api/predict" -image "$image" -c "$C" -n "$MODELS_N" -warmup "$WARMUP32" -pid "$pid" -env; then
+      read_kv r <"$tmp/row"
+      # Shadow copies still running finish (answered or given up) within a few seconds.
+      for ((i = 0; i < 100; i++)); do
+        curl -fsS --max-time 5 "$base/metrics" >"$tmp/m1" || true
+        d1=$(metric_sum "$tmp/m1" petbreed_shadow_dropped_total challenger)
+        c1=$(metric_sum "$tmp/m1" petbreed_model_requests_total challenger)
+        e1=$(metric_sum "$tmp/m1" petbreed_model_errors_total challenger)
+        n1=$(metric_sum "$tmp/m1" petbreed_model_requests_total champion)
+        [[ $key == shadow* ]] || break
+        ((c1 + d1 + e1 >= n1)) && break
+        sleep 0.1
+      done
+      "$loadgen" -rss "$pid" -env >"$tmp/mem" || true
+      read_kv m <"$tmp/mem"
+      n0=$(metric_sum "$tmp/m0" petbreed_model_requests_total champion)
+      c0=$(metric_sum "$tmp/m0" petbreed_model_requests_total challenger)
+      d0=$(metric_sum "$tmp/m0" petbreed_shadow_dropped_total challenger)
+      e0=$(metric_sum "$tmp/m0" petbreed_model_errors_total challenger)
+      row_tput[$key]=${r[throughput]}
+      row_p50[$key]=${r[p50_ms]}
+      row_p99[$key]=${r[p99_ms]}
+      row_errors[$key]="${r[errors]}${r[errors_by_status]:+ (${r[errors_by_status]})}"
+      ((r[errors] == 0)) || row_fail[$key]="${r[errors]} errors: ${r[first_error]:-}"
+      row_peak[$key]=${m[peak_rss_bytes]:-0}
+      row_cpu[$key]=$(awk -v s="${r[server_cpu_s]:-0}" -v n="$sent" 'BEGIN { printf "%.2f", s * 1000 / n }')
+      if [[ $key == shadow* ]]; then
+        row_note[$key]="shadow copies: $((c1 - c0)) answered, $((d1 - d0)) dropped, $((e1 - e0)) failed, of $((n1 - n0)) requests"
+      elif [[ $key == split* ]]; then
+        row_note[$key]="answered by champion $((n1 - n0)), challenger $((c1 - c0))"
+      fi
+    else
+      row_fail[$key]="loadgen failed"
+    fi
+  fi
+  if [[ -n ${row_fail[$key]:-} ]]; then
+    say "row $key: ${row_fail[$key]}"
+    show_log
+  fi
+  stop_server 30
+  if [[ $shutdown_s == timeout || $shutdown_rc != 0 ]]; then
+    row_fail[$key]+="${row_fail[$key]:+; }SIGTERM: ${shutdown_s} s, exit ${shutdown_rc}"
+  fi
+}
+
+# The rows, in this order; (1) is measured first and last, and its mean is the
+# reference (the machine's drift shows as the difference of the two).
+row_keys=()
+if [[ -z $models_skip ]]; then
+  one=(--model "champion=$model" --prediction-log "$tmp/predictions.jsonl")
+  two=("${one[@]}" --model "challenger=$challenger")
+  split=(--split "champion=50,challenger=50")
+  shadow=(--shadow challenger)
+  # Every copy sent unless 2C are running: the queue never half full at c=C.
+  shadow_all=(--shadow challenger --shadow-max $((2 * C)) --queue $((8 * C)))
+  models_row one "${one[@]}"
+  models_row split "${two[@]}" "${split[@]}"
+  models_row shadow "${two[@]}" "${shadow[@]}"
+  models_row shadow-all "${two[@]}" "${shadow_all[@]}"
+  row_keys=(one split shadow shadow-all)
+  if [[ $share_flag == 1 ]]; then
+    models_row split-unshared "${two[@]}" "${split[@]}" --share-backbone=false
+    models_row shadow-unshared "${two[@]}" "${shadow[@]}" --share-backbone=false
+    models_row shadow-all-unshared "${two[@]}" "${shadow_all[@]}" --share-backbone=false
+    row_keys+=(split-unshared shadow-unshared shadow-all-unshared)
+  fi
+  models_row one-end "${one[@]}"
+  row_keys+=(one-end)
 fi
 
 # --- report --------------------------------------------------------------------
@@ -219,7 +427,75 @@ if [[ -n ${cN[first_error]:-}${c1[first_error]:-} ]]; then
   echo "First error: \`${c1[first_error]:-${cN[first_error]}}\`"
 fi
 
-if ((errors > 0)) || [[ $shutdown_ok != 1 ]]; then
+# --- several models: the report ------------------------------------------------
+echo
+echo "### Several models in one server (issue 12)"
+echo
+models_failed=0
+if [[ -n $models_skip ]]; then
+  echo "Not measured: $models_skip."
+else
+  declare -A row_label=([one]="(1) one model" [one-end]="(1) one model, again at the end"
+    [split]="(2) 50/50 split of two versions"
+    [shadow]="(3) one model + a full shadow of the second version"
+    [shadow-all]="(4) as (3), no copy dropped below $((2 * C)) running"
+    [split-unshared]="(2') as (2), \`--share-backbone=false\`"
+    [shadow-unshared]="(3') as (3), \`--share-backbone=false\`"
+    [shadow-all-unshared]="(4') as (4), \`--share-backbone=false\`")
+  if [[ $share_flag == 1 ]]; then
+    sharing="Sharing the backbone is on (the default) except in the rows marked \`--share-backbone=false\`."
+  else
+    sharing="This build has no \`--share-backbone\` flag (\`petbreed serve --help\`): the rows without sharing are not measured."
+  fi
+  # The reference: the mean of (1)'s two measures (or the one that worked).
+  ref=$(awk -v a="${row_tput[one]:-0}" -v b="${row_tput[one-end]:-0}" 'BEGIN { n = (a > 0) + (b > 0); if (n) printf "%.3f", (a + b) / n }')
+  cat <<EOF2
+Champion: \`$model_desc\`. Second version: $challenger_desc.
+Each row is a fresh server: \`petbreed serve --model champion=CHAMPION [--model challenger=SECOND]
+--prediction-log FILE${SERVE_ARGS:+ $SERVE_ARGS}\` plus the row's flags (split: \`--split champion=50,challenger=50\`; shadow:
+\`--shadow challenger\` with the default bounds, a copy dropped when more than \`--shadow-max\` (= \`--max-batch\`) run
+or the queue is half full; (4): \`--shadow-max $((2 * C)) --queue $((8 * C))\`), defaults otherwise; then c=$C: $MODELS_N requests
+after $WARMUP32 warm-up (the image above). The split's requests carry no unit header, so each goes to a version at
+random by weight. $sharing "vs (1)" is against the mean of (1)'s two runs.
+
+| server | c=$C images/s | vs (1) | p50 ms | p99 ms | errors | peak RSS | server CPU | traffic |
+|---|---|---|---|---|---|---|---|---|
+EOF2
+  for key in "${row_keys[@]}"; do
+    if [[ -z ${row_tput[$key]:-} ]]; then
+      echo "| ${row_label[$key]} | **failed**: ${row_fail[$key]} | | | | | | | |"
+      models_failed=1
+      continue
+    fi
+    [[ -z ${row_fail[$key]:-} ]] || models_failed=1
+    vs=""
+    [[ -z $ref ]] || vs=$(awk -v a="${row_tput[$key]}" -v b="$ref" 'BEGIN { printf "%.2f", a / b }')
+    echo "| ${row_label[$key]} | $(fmt "${row_tput[$key]}" 1) | $vs | $(fmt "${row_p50[$key]}" 1) | $(fmt "${row_p99[$key]}" 1) | ${row_errors[$key]}${row_fail[$key]:+ **${row_fail[$key]}**} | $(mb "${row_peak[$key]}") MB | ${row_cpu[$key]} ms/image | ${row_note[$key]:-} |"
+  done
+  echo
+  echo "Peak RSS is the server's VmHWM after its row; server CPU is per answered image, warm-up included (a shadow's runs add to it)."
+  # The shadow's cost, 1 - throughput(shadow) / throughput(1), for each shadow row measured.
+  costs=""
+  for key in shadow shadow-all shadow-unshared shadow-all-unshared; do
+    [[ -n $ref && -n ${row_tput[$key]:-} ]] || continue
+    cost=$(awk -v a="${row_tput[$key]}" -v b="$ref" 'BEGIN { printf "%.1f", 100 * (1 - a / b) }')
+    label=${row_label[$key]%% *}
+    if [[ $key == *-unshared ]]; then
+      costs+="; without sharing, ${label}: **${cost}%**"
+    else
+      cost_ok=$(ok awk -v c="$cost" 'BEGIN { exit !(c < 10) }')
+      costs+="; ${label}: **${cost}%** ($(verdict "$cost_ok"))"
+      [[ $cost_ok == 1 ]] || missed=$((missed + 1))
+    fi
+  done
+  if [[ -n $costs ]]; then
+    echo
+    echo "The shadow's cost, 1 - throughput(shadow) / throughput(1), goal < 10%: ${costs#; }."
+    echo "Read it with the copies each shadow answered and dropped: a dropped copy costs nothing."
+  fi
+fi
+
+if ((errors > 0)) || [[ $shutdown_ok != 1 ]] || [[ $models_failed == 1 ]]; then
   show_log
   exit 1
 fi
