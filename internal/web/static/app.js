@@ -1,13 +1,14 @@
 // petbreed's page: the views, the model's status, and the Classify view
 // (file picker, drag and drop, paste, camera; what the model sees; resize).
 // It talks only to this server: /api/predict, /api/preprocess, /api/resize,
-// /api/health and /api/classes (the model server), /api/runs and
-// /api/models (the experiments view, experiments.js), /api/ab (the A/B
-// view, ab.js).
+// /api/health and /api/classes (the model server), /api/feedback (each
+// result's "Is this right?", feedback.js), /api/runs and /api/models (the
+// experiments view, experiments.js), /api/ab (the A/B view, ab.js).
 
 import { el, getJSON, apiError, ApiError, pct, bytes, ms, setStatus, scrollBehavior } from "./util.js";
 import { showExperiments } from "./experiments.js";
 import { showAB } from "./ab.js";
+import { waitFeedback, hideFeedback, showFeedback, wireFeedback } from "./feedback.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -18,6 +19,8 @@ let maxBytes = 10 * 1024 * 1024;
 let topK = 5;
 // In-flight predictions at once; the others wait their turn.
 const parallel = 4;
+// The breeds the model knows (/api/classes), for the feedback control.
+let knownClasses = [];
 
 // ---------------------------------------------------------------- views
 
@@ -86,6 +89,7 @@ async function classes() {
   try {
     const c = await getJSON("/api/classes");
     topK = Math.max(1, Math.min(5, c.count));
+    knownClasses = c.classes;
     $("#classes").textContent = c.classes.join(", ");
     $("#classes").classList.remove("muted");
   } catch (e) {
@@ -159,8 +163,10 @@ function makeCard(file) {
   node.querySelector(".remove").setAttribute("aria-label", `Remove ${file.name || "the pasted image"}`);
   node.querySelector(".remove").addEventListener("click", () => removeItem(item));
   node.querySelector(".see").addEventListener("click", () => inspect(item, true));
+  wireFeedback(node);
   node.querySelector(".retry").addEventListener("click", () => {
     node.querySelector(".retry").hidden = true;
+    waitFeedback(node);
     node.querySelector(".error").hidden = true;
     node.querySelector(".see").hidden = false;
     node.classList.remove("failed");
@@ -220,7 +226,8 @@ async function classify(item) {
   item.result = r;
   if (!items.has(item.id)) return;
   meta.textContent = `${bytes(item.file.size)} · ${ms(total)} (server ${ms(r.ms)})`;
-  meta.title = `${ms(total)} from sending the image to the answer, ${ms(r.ms)} of it in the server; model ${r.model.name} v${r.model.version}`;
+  meta.title = `${ms(total)} from sending the image to the answer, ${ms(r.ms)} of it in the server; model ${r.model.name} v${r.model.version}` +
+    (r.request_id ? `; request ${r.request_id}` : "");
   const bars = item.node.querySelector(".bars");
   // The model's pet check (issue 13): the breeds stay, flagged.
   item.node.querySelector(".notpet")?.remove();
@@ -237,6 +244,7 @@ async function classify(item) {
       el("span", { class: "pct" }, pct(p.probability)),
       el("span", { class: "track", "aria-hidden": "true" }, fill));
   }));
+  showFeedback(item.node, r, knownClasses);
   announce.textContent = `${item.file.name || "Pasted image"}: ${notPet ? "not a cat or a dog; if it were, " : ""}${r.predicted_breed}, ${pct(r.confidence)}.`;
   if (!inspected) inspect(item, false);
 }
@@ -260,6 +268,7 @@ function showError(item, title, detail, retry) {
   node.classList.add("failed");
   node.querySelector(".bars").hidden = true;
   node.querySelector(".notpet")?.remove();
+  hideFeedback(item.node);
   const p = node.querySelector(".error");
   p.replaceChildren(title, detail ? el("small", {}, detail) : "");
   p.hidden = false;
