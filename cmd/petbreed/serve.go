@@ -28,6 +28,7 @@ type serveFlags struct {
 	splitCookie, predLog, predLogMax         string
 	shadows                                  []string
 	shadowMax, shadowThreads                 int
+	shareBackbone                            bool
 	predLogFiles, predLogQueue               int
 	guardWindow, guardMin                    int
 	guardErrDelta, guardLatRatio             float64
@@ -66,6 +67,7 @@ var serveEnv = map[string]string{
 	"shadow-max":               "PETBREED_SHADOW_MAX",
 	"shadow-timeout":           "PETBREED_SHADOW_TIMEOUT",
 	"shadow-threads":           "PETBREED_SHADOW_THREADS",
+	"share-backbone":           "PETBREED_SHARE_BACKBONE",
 	"guard-interval":           "PETBREED_GUARD_INTERVAL",
 	"guard-window":             "PETBREED_GUARD_WINDOW",
 	"guard-min-requests":       "PETBREED_GUARD_MIN_REQUESTS",
@@ -229,6 +231,7 @@ A flag given on the command line wins over the environment. Unless GOGC is set, 
 	fs.StringArrayVar(&f.shadows, "shadow", nil, "make the model NAME a shadow: a copy of the split's traffic, answers recorded, never returned (repeatable) [$PETBREED_SHADOW]")
 	fs.IntVar(&f.shadowMax, "shadow-max", 0, "most shadow predictions running at once, beyond which copies are dropped (0: --max-batch) [$PETBREED_SHADOW_MAX]")
 	fs.IntVar(&f.shadowThreads, "shadow-threads", 1, "ONNX Runtime intra-op threads of a shadow model, so the other cores stay with the answers (at most --threads when set) [$PETBREED_SHADOW_THREADS]")
+	fs.BoolVar(&f.shareBackbone, "share-backbone", true, "run the backbone once for the models that share it (same graph and preprocessing), each model's head on its features; false: every model runs whole [$PETBREED_SHARE_BACKBONE]")
 	fs.DurationVar(&f.shadowTimeout, "shadow-timeout", serve.DefaultShadowTimeout, "longest a shadow prediction may take before it is given up [$PETBREED_SHADOW_TIMEOUT]")
 	fs.DurationVar(&f.guardEvery, "guard-interval", serve.DefaultGuardInterval, "how often the canary guard compares the challengers with the champion [$PETBREED_GUARD_INTERVAL]")
 	fs.IntVar(&f.guardWindow, "guard-window", serve.DefaultGuardWindow, "canary guard: answers per model it looks at (-1: guard off) [$PETBREED_GUARD_WINDOW]")
@@ -317,12 +320,13 @@ func (f *serveFlags) config() (serve.Config, error) {
 		f.guardSlack = time.Nanosecond // 0 would be the default
 	}
 	cfg := serve.Config{
-		Models:        models,
-		SplitHeader:   splitHeader,
-		SplitCookie:   splitCookie,
-		ShadowMax:     f.shadowMax,
-		ShadowTimeout: f.shadowTimeout,
-		ShadowThreads: f.shadowThreads,
+		Models:            models,
+		SplitHeader:       splitHeader,
+		SplitCookie:       splitCookie,
+		ShadowMax:         f.shadowMax,
+		ShadowTimeout:     f.shadowTimeout,
+		ShadowThreads:     f.shadowThreads,
+		SeparateBackbones: !f.shareBackbone,
 		Guard: serve.GuardConfig{Window: f.guardWindow, MinRequests: f.guardMin, MaxErrorDelta: f.guardErrDelta,
 			LatencyRatio: f.guardLatRatio, LatencySlack: f.guardSlack, Interval: f.guardEvery},
 		TrackingURI:   trackingURI(f.tracking),

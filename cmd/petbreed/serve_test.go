@@ -94,6 +94,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{"PETBREED_GUARD_LATENCY_RATIO", "0.5", nil, "--guard-latency-ratio"},
 		{"PETBREED_SHADOW_TIMEOUT", "0s", nil, "--shadow-timeout"},
 		{"PETBREED_SHADOW_THREADS", "0", nil, "--shadow-threads"},
+		{"PETBREED_SHARE_BACKBONE", "maybe", nil, "PETBREED_SHARE_BACKBONE"},
 		{"", "", []string{"--models", "/nonexistent/models.yaml"}, "--models"},
 		{"", "", []string{"--prediction-log-max-bytes", "lots", "--prediction-log", "/tmp/x"}, "--prediction-log-max-bytes"},
 		{"", "", []string{"--prediction-log-files", "0", "--prediction-log", "/tmp/x"}, "--prediction-log-files"},

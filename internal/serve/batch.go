@@ -6,9 +6,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"petbreed"
 	"petbreed/internal/classify"
 	"petbreed/internal/engine"
 	"petbreed/internal/imaging"
+	"petbreed/internal/onnxrt"
 )
 
 // errOverloaded is returned when the queue is full: the caller answers 503.
@@ -41,7 +43,7 @@ type jobResult struct {
 // of a batch, and only while other requests are being prepared (so a lone
 // request never waits for company that is not coming).
 type batcher struct {
-	clf     *classify.Classifier
+	clf     runner
 	norm    *imaging.Normalizer
 	single  bool // the model takes one image a run (its batch size is fixed to 1)
 	in      chan *job
@@ -57,7 +59,21 @@ type batcher struct {
 	stats     *modelStats // its model's (nil: none)
 }
 
-func newBatcher(clf *classify.Classifier, maxBatch int, maxDelay time.Duration, capacity int,
+// runner is what a batcher runs: a whole model (*classify.Classifier), or a
+// backbone shared by several models' heads (*classify.Trunk, trunk.go).
+type runner interface {
+	Run(batch []float32, n int) ([][]float32, error)
+	TensorLen() int
+	Preprocess() petbreed.Preprocess
+	Session() *onnxrt.Session
+}
+
+var (
+	_ runner = (*classify.Classifier)(nil)
+	_ runner = (*classify.Trunk)(nil)
+)
+
+func newBatcher(clf runner, maxBatch int, maxDelay time.Duration, capacity int,
 	preparing, queued *atomic.Int64, m *metrics) *batcher {
 	pre := clf.Preprocess()
 	single := clf.Session().Inputs()[0].Shape[0] == 1

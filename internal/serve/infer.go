@@ -154,50 +154,59 @@ func (s *Server) prepareAll(ctx context.Context, m *model, ch *charge, images []
 }
 
 // run submits a job of admitted images (counted as preparing) to m's
-// batcher and waits for their probabilities. It ends the admission.
-func (s *Server) run(m *model, j *job) ([][]float32, error) {
+// batcher and waits for their probabilities; on a shared trunk it also
+// returns the images' features (for the shadows of the same backbone). It
+// ends the admission.
+func (s *Server) run(m *model, j *job) (probs, features [][]float32, err error) {
 	j.done = make(chan jobResult, 1)
-	err := m.batch.submit(j)
+	err = m.batch.submit(j)
 	s.preparing.Add(-int64(j.n))
 	if err != nil {
 		s.admitted.Add(-int64(j.n))
 		s.metrics.rejected.Inc()
-		return nil, errOverloadedAPI
+		return nil, nil, errOverloadedAPI
 	}
 	res := <-j.done
 	s.admitted.Add(-int64(j.n))
 	s.metrics.observeStage(iQueue, res.queued)
 	m.stats.ran(j.n, res.queued, res.inference)
 	if res.err != nil {
-		return nil, res.err
+		return nil, nil, res.err
+	}
+	if m.trunk != nil {
+		m.stats.executions.Add(1) // its share of a trunk run
+		features = res.probs
+		if res.probs, err = m.answer(res.probs); err != nil {
+			return nil, nil, err
+		}
 	}
 	s.metrics.observeStage(iInference, res.inference)
 	s.metrics.images.Add(float64(j.n))
-	return res.probs, nil
+	return res.probs, features, nil
 }
 
 // classifyImages admits, prepares and runs encoded images on m; it also
-// returns the prepared images (for a shadow).
-func (s *Server) classifyImages(ctx context.Context, m *model, ch *charge, images [][]byte) ([][]float32, []*imaging.RGB, error) {
+// returns the prepared images and their features (for a shadow).
+func (s *Server) classifyImages(ctx context.Context, m *model, ch *charge, images [][]byte) (probs, features [][]float32, prepared []*imaging.RGB, err error) {
 	n := len(images)
 	if !s.admit(n) {
-		return nil, nil, errOverloadedAPI
+		return nil, nil, nil, errOverloadedAPI
 	}
-	prepared, err := s.prepareAll(ctx, m, ch, images)
+	prepared, err = s.prepareAll(ctx, m, ch, images)
 	if err != nil {
 		s.preparing.Add(-int64(n))
 		s.admitted.Add(-int64(n))
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	probs, err := s.run(m, &job{ctx: ctx, images: prepared, n: n})
-	return probs, prepared, err
+	probs, features, err = s.run(m, &job{ctx: ctx, images: prepared, n: n})
+	return probs, features, prepared, err
 }
 
 // classifyTensor admits and runs n images already preprocessed and
 // normalised.
-func (s *Server) classifyTensor(ctx context.Context, m *model, tensor []float32, n int) ([][]float32, error) {
+func (s *Server) classifyTensor(ctx context.Context, m *model, tensor []float32, n int) (probs, features [][]float32, err error) {
 	if !s.admit(n) {
-		return nil, errOverloadedAPI
+		return nil, nil, errOverloadedAPI
 	}
 	return s.run(m, &job{ctx: ctx, tensor: tensor, n: n})
 }

@@ -42,6 +42,13 @@ type model struct {
 	desc  protocol.Model // what the protocols show of it (Name: the slot's name)
 	stats *modelStats    // its counts and times (Triton's statistics, per-version metrics)
 
+	// The shared backbone (trunk.go): head and trunkKey when the model is a
+	// petbreed export; trunk when it runs on a shared trunk, whose batcher
+	// is then batch and whose rows head turns into probabilities.
+	head     *classify.Head
+	trunkKey string
+	trunk    *sharedTrunk
+
 	tensors sync.Pool // *[]float32 of one image's TensorLen (V2's FP32 input)
 	refs    sync.WaitGroup
 }
@@ -57,11 +64,25 @@ func (m *model) getTensor() *[]float32 {
 
 func (m *model) putTensor(p *[]float32) { m.tensors.Put(p) }
 
-// retire stops the batcher and closes the model once no request holds it.
-func (m *model) retire() {
+// retire stops the batcher (or leaves the shared trunk) and closes the
+// model once no request holds it.
+func (s *Server) retire(m *model) {
 	m.refs.Wait()
-	m.batch.stop()
+	if m.trunk != nil {
+		s.leaveTrunk(m.trunk)
+	} else {
+		m.batch.stop()
+	}
 	m.clf.Close()
+}
+
+// answer turns a job's rows into m's probabilities: a shared trunk's rows
+// go through m's head.
+func (m *model) answer(rows [][]float32) ([][]float32, error) {
+	if m.trunk == nil || rows == nil {
+		return rows, nil
+	}
+	return m.head.Probabilities(rows)
 }
 
 // resolved is where a model URI points now.
@@ -176,8 +197,13 @@ func (s *Server) load(sl *slot, r resolved) (*model, error) {
 		Input: m.input.Name, Output: m.output.Name, Size: m.pre.Size, TensorLen: clf.TensorLen(),
 		Preprocess: m.pre, MaxBatch: s.cfg.MaxBatch}
 	m.stats = newModelStats(s.metrics, served, m.version, m.classes)
-	m.batch = newBatcher(clf, s.cfg.MaxBatch, s.cfg.MaxDelay, s.cfg.Queue, &s.preparing, &s.queued, s.metrics)
-	m.batch.stats = m.stats
+	s.share(m)
+	if m.trunk != nil {
+		m.batch = m.trunk.batch
+	} else {
+		m.batch = newBatcher(clf, s.cfg.MaxBatch, s.cfg.MaxDelay, s.cfg.Queue, &s.preparing, &s.queued, s.metrics)
+		m.batch.stats = m.stats
+	}
 	m.loaded = time.Now()
 	m.loadDur = m.loaded.Sub(start)
 	return m, nil

@@ -257,7 +257,7 @@ func (s *Server) swap(sl *slot, m *model) ReloadResult {
 		s.retiring.Add(1)
 		go func() {
 			defer s.retiring.Done()
-			old.retire()
+			s.retire(old)
 			s.log.Info("previous model closed", "name", old.name, "version", old.version)
 		}()
 		s.log.Info("model reloaded", "model", sl.key(), "name", m.name, "version", m.version, "path", m.path,

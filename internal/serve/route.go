@@ -234,23 +234,19 @@ func (c *call) Decode(ctx context.Context, data []byte) (*imaging.RGB, imaging.I
 
 func (c *call) PredictImages(ctx context.Context, images [][]byte) ([][]float32, error) {
 	start := time.Now()
-	probs, prepared, err := c.s.classifyImages(ctx, c.m, &c.ch, images)
+	probs, features, prepared, err := c.s.classifyImages(ctx, c.m, &c.ch, images)
 	probs, err = c.s.injected(c.m, probs, err)
-	c.s.answered(c, start, probs, err)
-	if err == nil && c.split {
-		c.s.mirror(c, prepared, nil, len(images))
-	}
+	shadowed := err == nil && c.s.mirror(c, shadowCopy{images: prepared, features: features, n: len(images)})
+	c.s.answered(c, start, probs, err, shadowed)
 	return probs, err
 }
 
 func (c *call) PredictTensor(ctx context.Context, tensor []float32, n int) ([][]float32, error) {
 	start := time.Now()
-	probs, err := c.s.classifyTensor(ctx, c.m, tensor, n)
+	probs, features, err := c.s.classifyTensor(ctx, c.m, tensor, n)
 	probs, err = c.s.injected(c.m, probs, err)
-	c.s.answered(c, start, probs, err)
-	if err == nil && c.split {
-		c.s.mirror(c, nil, tensor, n)
-	}
+	shadowed := err == nil && c.s.mirror(c, shadowCopy{tensor: tensor, features: features, n: n})
+	c.s.answered(c, start, probs, err, shadowed)
 	return probs, err
 }
 

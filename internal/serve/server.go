@@ -76,6 +76,9 @@ type Config struct {
 	// (default 1: the other cores stay with the answers; at most Threads
 	// when that is set).
 	ShadowThreads int
+	// SeparateBackbones runs each model's whole graph on its own, instead
+	// of one backbone for the models that share it (trunk.go).
+	SeparateBackbones bool
 	// PredictionLog, when set, records every prediction chosen by the split
 	// and every shadow answer, and serves POST /api/feedback and GET /api/ab.
 	PredictionLog PredictionLog
@@ -254,6 +257,10 @@ type Server struct {
 	infoMu   sync.Mutex // petbreed_model_info's updates
 
 	shadowing atomic.Int64 // shadow predictions running
+
+	// The backbones run for several models (trunk.go), by key.
+	trunkMu sync.Mutex
+	trunks  map[string]*sharedTrunk
 	// failInject, set by tests, makes a model's predictions fail.
 	failInject func(model string) error
 
@@ -297,7 +304,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), reqPrefix: newRequestPrefix(),
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), reqPrefix: newRequestPrefix(), trunks: map[string]*sharedTrunk{},
 		prepSem: make(chan struct{}, runtime.GOMAXPROCS(0)), budget: newBudget(cfg.MemoryBudget, cfg.BudgetWait)}
 	s.metrics = newMetrics(
 		func() float64 { return float64(s.queued.Load()) },
@@ -434,11 +441,18 @@ type ModelInfo struct {
 	Classes  int       `json:"classes"`
 	Loaded   time.Time `json:"loaded_at"`
 	LoadSecs float64   `json:"load_seconds"`
+	// SharedBackbone is the start of the backbone's key when the model's
+	// head runs on a backbone shared with other models (trunk.go).
+	SharedBackbone string `json:"shared_backbone,omitempty"`
 }
 
 func (m *model) info() ModelInfo {
-	return ModelInfo{Name: m.name, Version: m.version, URI: m.uri, Path: m.path, File: filepath.Base(m.path),
+	i := ModelInfo{Name: m.name, Version: m.version, URI: m.uri, Path: m.path, File: filepath.Base(m.path),
 		Classes: len(m.classes), Loaded: m.loaded, LoadSecs: m.loadDur.Seconds()}
+	if m.trunk != nil || (m.slot.shadow && m.head != nil) {
+		i.SharedBackbone = shortKey(m.trunkKey)
+	}
+	return i
 }
 
 // public is the information for clients without the admin token: no
@@ -480,9 +494,16 @@ func (s *Server) Model() (info ModelInfo, ok bool) {
 // it; it is exported for servers mounted through Handler.
 func (s *Server) Load() error {
 	var first error
-	for _, sl := range s.slots {
-		if _, err := s.reloadSlot(sl); err != nil && first == nil {
-			first = err
+	// The models that answer first: a shadow joins the backbone one of them
+	// runs (trunk.go).
+	for _, shadows := range []bool{false, true} {
+		for _, sl := range s.slots {
+			if sl.shadow != shadows {
+				continue
+			}
+			if _, err := s.reloadSlot(sl); err != nil && first == nil {
+				first = err
+			}
 		}
 	}
 	if len(s.slots) == 1 || !s.Ready() {
@@ -650,7 +671,7 @@ func (s *Server) Close() {
 		sl.reloadMu.Unlock()
 	}
 	for _, m := range old {
-		m.retire()
+		s.retire(m)
 	}
 	s.retiring.Wait()
 }

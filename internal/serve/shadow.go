@@ -45,8 +45,9 @@ func versionFailed(err error) bool {
 	return st >= 500 && st != http.StatusServiceUnavailable
 }
 
-// answered counts a primary prediction of c's model and records it.
-func (s *Server) answered(c *call, start time.Time, probs [][]float32, err error) {
+// answered counts a primary prediction of c's model and records it when
+// it went through the split or was copied to a shadow.
+func (s *Server) answered(c *call, start time.Time, probs [][]float32, err error, shadowed bool) {
 	took := time.Since(start)
 	failed := versionFailed(err)
 	if err != nil && !failed {
@@ -55,7 +56,7 @@ func (s *Server) answered(c *call, start time.Time, probs [][]float32, err error
 	m := c.m
 	m.stats.observeRows(m, !failed, took, probs)
 	s.guard.observe(m.slot.idx, failed, took)
-	if failed || !c.split || s.cfg.PredictionLog == nil {
+	if failed || !(c.split || shadowed) || s.cfg.PredictionLog == nil {
 		return
 	}
 	s.record(m, c.reqID, c.unit, false, took, probs)
@@ -121,12 +122,29 @@ func sameTransform(a, b petbreed.Preprocess) bool {
 	return a == b
 }
 
-// mirror sends a copy of a split request to every shadow: the images c's
-// model prepared (when the shadow's preprocessing makes the same image) or
-// its tensor (copied: the request's is given back at its end). A copy is
-// dropped, never queued, when the server is busy: more than ShadowMax
-// shadow predictions running, or the queue more than half full.
-func (s *Server) mirror(c *call, prepared []*imaging.RGB, tensor []float32, n int) {
+// shadowCopy is what a shadow gets of an answered request: the images its
+// model prepared or its tensor, and the features when it ran on a shared
+// trunk.
+type shadowCopy struct {
+	images   []*imaging.RGB
+	tensor   []float32
+	features [][]float32
+	n        int
+}
+
+// mirror sends a copy of a request answered by a model that is not a
+// shadow to every shadow, and says whether it sent one. A shadow of the
+// same backbone gets the features and runs only its head (shadowHead);
+// another gets the prepared images (when its preprocessing makes the same
+// image) or the tensor (copied: the request's is given back at its end)
+// for its own batcher. A copy is dropped, never queued, when the server is
+// busy: more than ShadowMax shadow predictions running, or (for a copy
+// that needs a model run) the queue more than half full.
+func (s *Server) mirror(c *call, cp shadowCopy) bool {
+	if c.m.slot.shadow {
+		return false // a request that names a shadow is its own
+	}
+	sent := false
 	for _, sl := range s.slots {
 		if !sl.shadow {
 			continue
@@ -135,13 +153,15 @@ func (s *Server) mirror(c *call, prepared []*imaging.RGB, tensor []float32, n in
 		if sm == nil {
 			continue
 		}
-		drop := s.draining.Load() ||
-			s.admitted.Load() > int64(s.cfg.Queue/2) ||
-			s.shadowing.Add(1) > int64(s.cfg.ShadowMax)
-		if !drop {
-			if tensor != nil {
+		headOnly := cp.features != nil && sm.head != nil && sm.trunkKey == c.m.trunkKey
+		drop := s.draining.Load() || s.shadowing.Add(1) > int64(s.cfg.ShadowMax)
+		if !drop && !headOnly {
+			switch {
+			case s.admitted.Load() > int64(s.cfg.Queue/2):
+				drop = true
+			case cp.tensor != nil:
 				drop = sm.desc.TensorLen != c.m.desc.TensorLen
-			} else {
+			default:
 				drop = !sameTransform(sm.pre, c.m.pre)
 			}
 		}
@@ -151,12 +171,35 @@ func (s *Server) mirror(c *call, prepared []*imaging.RGB, tensor []float32, n in
 			sm.release()
 			continue
 		}
-		j := &job{images: prepared, n: n, done: make(chan jobResult, 1)}
-		if tensor != nil {
-			j.tensor = append([]float32(nil), tensor[:n*sm.desc.TensorLen]...)
+		sent = true
+		if headOnly {
+			go s.shadowHead(sm, cp.features, c.reqID, c.unit)
+			continue
+		}
+		j := &job{images: cp.images, n: cp.n, done: make(chan jobResult, 1)}
+		if cp.tensor != nil {
+			j.tensor = append([]float32(nil), cp.tensor[:cp.n*sm.desc.TensorLen]...)
 		}
 		go s.runShadow(sm, j, c.reqID, c.unit)
 	}
+	return sent
+}
+
+// shadowHead runs a shadow's head on the primary's features and records
+// its answer; it holds sm.
+func (s *Server) shadowHead(sm *model, features [][]float32, reqID, unit string) {
+	defer sm.release()
+	defer s.shadowing.Add(-1)
+	start := time.Now()
+	probs, err := sm.head.Probabilities(features)
+	took := time.Since(start)
+	sm.stats.ran(len(features), 0, took)
+	sm.stats.executions.Add(1)
+	sm.stats.observeRows(sm, err == nil, took, probs)
+	if err != nil || s.cfg.PredictionLog == nil {
+		return
+	}
+	s.record(sm, reqID, unit, true, took, probs)
 }
 
 // runShadow runs one shadow copy and records its answer; it holds sm.
@@ -172,6 +215,9 @@ func (s *Server) runShadow(sm *model, j *job, reqID, unit string) {
 		return
 	}
 	res := <-j.done
+	if res.err == nil {
+		res.probs, res.err = sm.answer(res.probs)
+	}
 	took := time.Since(start)
 	failed := res.err != nil
 	sm.stats.ran(j.n, res.queued, res.inference)
