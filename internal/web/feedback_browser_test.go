@@ -253,6 +253,15 @@ func TestBrowserFeedback(t *testing.T) {
 	if len(bengal.Options) != 2 || strings.Contains(strings.Join(bengal.Options, ","), "Bengal") {
 		t.Errorf("options %q, want the 2 other breeds", bengal.Options)
 	}
+	// Every control has a name, the group its question, the outcome a live region.
+	if bad := eval[[]string](t, b, `[...document.querySelectorAll("#results .feedback :is(button, select)")].filter(e =>
+			!(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim()).map(e => e.outerHTML)`); len(bad) > 0 {
+		t.Errorf("feedback controls without a name: %q", bad)
+	}
+	if ok := eval[bool](t, b, `[...document.querySelectorAll("#results .feedback")].every(f =>
+			f.querySelector("fieldset > legend") && f.querySelector(".fb-status").getAttribute("role") === "status")`); !ok {
+		t.Error("a feedback control lacks its legend or its status region")
+	}
 	abAccuracy("no feedback")
 	b.do(t, "confirm", chromedp.Click(chromedp.CSS(sel(bengal, ".fb-yes"))))
 	got := waitStatus(bengal, "Bengal_101.jpg", "Thanks: recorded as Bengal.")
