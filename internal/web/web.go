@@ -6,10 +6,12 @@
 // Content-Security-Policy says so). It classifies images chosen by file
 // picker, drag and drop, paste or a phone's camera, shows what the model
 // sees and resizes images, all through the model server's own endpoints
-// (/api/predict, /api/preprocess, /api/resize, /api/health), its A/B view
-// compares the versions the server splits traffic between through the
-// server's GET /api/ab (package ab's report, mounted by serve when it keeps
-// a prediction log), and it compares the experiments tracked in the MLflow
+// (/api/predict, /api/preprocess, /api/resize, /api/health), each result
+// asks "Is this right?" and sends the true breed to the server's POST
+// /api/feedback (static/feedback.js), its A/B view compares the versions the
+// server splits traffic between through the server's GET /api/ab (package
+// ab's report and feedback, mounted by serve when it keeps a prediction
+// log), and it compares the experiments tracked in the MLflow
 // file store through the endpoints this package adds:
 //
 //	GET  /api/runs[?experiment=pet-breed&model=pet-breed]   runs, newest first
