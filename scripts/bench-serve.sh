@@ -19,14 +19,15 @@
 #   PETBREED_BIN  use this petbreed binary instead of building bin/petbreed
 #
 # Several models in one server (issue 12), after the rows above, each on a fresh
-# server at concurrency $C with MODELS_N requests after WARMUP32 warm-up:
-# (1) the champion alone, (2) a 50/50 split with a second version (no unit
-# header: weighted random), (3) the champion with the second version as a
-# full shadow (copies answered and dropped, from /metrics), and (2') (3') the
-# same with --share-backbone=false when `petbreed serve` has that flag; the
+# server at concurrency $C with MODELS_N requests after WARMUP32 warm-up, all
+# rows in turn MODELS_ROUNDS times: (1) the champion alone, (2) a 50/50 split
+# with a second version (no unit header: weighted random), (3) the champion
+# with the second version as a full shadow (copies answered and dropped, from
+# /metrics), (4) the same with bounds that drop no copy at c=$C, and (2') (3')
+# (4') with --share-backbone=false when `petbreed serve` has that flag; the
 # shadow's cost is 1 - throughput(3) / throughput(1) (goal < 10%).
 #   MODELS        1 (default): measure these rows; 0: skip them
-#   MODELS_N      requests per row (1500)
+#   MODELS_N, MODELS_ROUNDS  requests per row and round (600), rounds (2)
 #   CHALLENGER    the second version: a file or URI (default: models:/pet-breed@challenger
 #                 if it resolves to another file than the champion; else one is trained,
 #                 `petbreed train --seed CHALLENGER_SEED` on the champion's dataset and
@@ -53,8 +54,14 @@ SERVE_ARGS=${SERVE_ARGS:-}
 MODEL_ALONE=${MODEL_ALONE:-1}
 STRICT=${STRICT:-0}
 MODELS=${MODELS:-1}
-MODELS_N=${MODELS_N:-1500}
+MODELS_N=${MODELS_N:-600}
+MODELS_ROUNDS=${MODELS_ROUNDS:-2}
 CHALLENGER_SEED=${CHALLENGER_SEED:-7}
+
+for v in MODELS_N MODELS_ROUNDS CHALLENGER_SEED; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "bench-serve: $v=${!v}: not a whole number" >&2; exit 2; }
+done
+((MODELS_N > 0 && MODELS_ROUNDS > 0)) || { echo "bench-serve: MODELS_N and MODELS_ROUNDS must be at least 1" >&2; exit 2; }
 
 tmp=$(mktemp -d -t bench-serve.XXXXXX)
 log=$tmp/serve.log
@@ -249,13 +256,36 @@ fi
 metric_sum() {
   awk -v n="$2{" -v m="model=\"$3\"" 'index($1, n) == 1 && index($1, m) { s += $NF } END { printf "%.0f", s }' "$1"
 }
-# models_row KEY ARGS...: a fresh `petbreed serve ARGS`, loaded at concurrency $C with
-# MODELS_N requests; fills row_* [KEY] (row_fail[KEY] says why it has no figures).
-declare -A row_tput=() row_p50=() row_p99=() row_errors=() row_peak=() row_cpu=() row_note=() row_fail=()
+# Per row KEY, over the rounds: lists (one value a round) of throughput, p50,
+# p99 and server CPU per image; sums of errors and of the requests each model
+# answered (a: the champion, b: the challenger, or the shadow's answered
+# copies; d: dropped copies; e: failed copies); the largest peak RSS; and
+# row_fail[KEY], why a round has no figures.
+declare -A row_tput=() row_p50=() row_p99=() row_cpu=() row_errors=() row_peak=() row_fail=()
+declare -A row_a=() row_b=() row_d=() row_e=()
+# snapshot BASE FILE KEY: BASE's /metrics into FILE, once a shadow row's copies
+# in flight are answered, dropped or given up (at most 10 s); sets snap_n (the
+# champion's answers), snap_c (the challenger's), snap_d and snap_e (the
+# challenger's dropped and failed copies).
+snapshot() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    curl -fsS --max-time 5 "$1/metrics" >"$2" || true
+    snap_n=$(metric_sum "$2" petbreed_model_requests_total champion)
+    snap_c=$(metric_sum "$2" petbreed_model_requests_total challenger)
+    snap_d=$(metric_sum "$2" petbreed_shadow_dropped_total challenger)
+    snap_e=$(metric_sum "$2" petbreed_model_errors_total challenger)
+    [[ $3 == shadow* ]] || return 0
+    ((snap_c + snap_d + snap_e >= snap_n)) && return 0
+    sleep 0.1
+  done
+}
+# models_row KEY ARGS...: one round of row KEY: a fresh `petbreed serve ARGS`,
+# loaded at concurrency $C with MODELS_N requests after WARMUP32 warm-up.
 models_row() {
-  local key=$1 port base i n0 n1 c0 c1 d0 d1 e0 e1 sent=$((MODELS_N + WARMUP32))
+  local key=$1 port base i n0 n1 c0 c1 d0 d1 e0 e1 sent=$((MODELS_N + WARMUP32)) fail=""
   shift
-  local -A r=() m=()
+  local -A r=() m=() p=()
   log=$tmp/serve-$key.log
   port=$("$loadgen" -free-port)
   base=http://127.0.0.1:$port
@@ -265,91 +295,79 @@ models_row() {
   "$petbreed" serve "$@" --addr "127.0.0.1:$port" $SERVE_ARGS >"$log" 2>&1 &
   pid=$!
   if ! capture "$tmp/ready" "$loadgen" -wait "$base/api/health" -pid "$pid" -wait-timeout 60s; then
-    row_fail[$key]="the server did not become ready"
+    fail="the server did not become ready"
   else
-    # Both models loaded before the load starts (health answers once one is).
+    # Every model loaded before the load starts (health answers once one is).
     for ((i = 0; i < 300; i++)); do
       curl -fsS --max-time 5 "$base/api/health" >"$tmp/health" 2>/dev/null || true
       grep -q '"state":"loading"' "$tmp/health" || break
       sleep 0.1
     done
     capture "$tmp/probe" "$loadgen" -url "$base/api/predict" -image "$image" -n 1 -env || true
-    local -A p=()
     read_kv p <"$tmp/probe"
-    if [[ ${p[errors]:-1} != 0 ]]; then
-      row_fail[$key]="POST /api/predict failed: ${p[first_error]:-no answer}"
-    fi
+    [[ ${p[errors]:-1} == 0 ]] || fail="POST /api/predict failed: ${p[first_error]:-no answer}"
   fi
-  if [[ -z ${row_fail[$key]:-} ]]; then
-    curl -fsS --max-time 5 "$base/metrics" >"$tmp/m0" || true
+  if [[ -z $fail ]]; then
+    snapshot "$base" "$tmp/m0" "$key"
+    n0=$snap_n c0=$snap_c d0=$snap_d e0=$snap_e
     if capture "$tmp/row" "$loadgen" -url "$base/api/predict" -image "$image" -c "$C" -n "$MODELS_N" -warmup "$WARMUP32" -pid "$pid" -env; then
       read_kv r <"$tmp/row"
-      # Shadow copies still running finish (answered or given up) within a few seconds.
-      for ((i = 0; i < 100; i++)); do
-        curl -fsS --max-time 5 "$base/metrics" >"$tmp/m1" || true
-        d1=$(metric_sum "$tmp/m1" petbreed_shadow_dropped_total challenger)
-        c1=$(metric_sum "$tmp/m1" petbreed_model_requests_total challenger)
-        e1=$(metric_sum "$tmp/m1" petbreed_model_errors_total challenger)
-        n1=$(metric_sum "$tmp/m1" petbreed_model_requests_total champion)
-        [[ $key == shadow* ]] || break
-        ((c1 + d1 + e1 >= n1)) && break
-        sleep 0.1
-      done
+      snapshot "$base" "$tmp/m1" "$key"
+      n1=$snap_n c1=$snap_c d1=$snap_d e1=$snap_e
       "$loadgen" -rss "$pid" -env >"$tmp/mem" || true
       read_kv m <"$tmp/mem"
-      n0=$(metric_sum "$tmp/m0" petbreed_model_requests_total champion)
-      c0=$(metric_sum "$tmp/m0" petbreed_model_requests_total challenger)
-      d0=$(metric_sum "$tmp/m0" petbreed_shadow_dropped_total challenger)
-      e0=$(metric_sum "$tmp/m0" petbreed_model_errors_total challenger)
-      row_tput[$key]=${r[throughput]}
-      row_p50[$key]=${r[p50_ms]}
-      row_p99[$key]=${r[p99_ms]}
-      row_errors[$key]="${r[errors]}${r[errors_by_status]:+ (${r[errors_by_status]})}"
-      ((r[errors] == 0)) || row_fail[$key]="${r[errors]} errors: ${r[first_error]:-}"
-      row_peak[$key]=${m[peak_rss_bytes]:-0}
-      row_cpu[$key]=$(awk -v s="${r[server_cpu_s]:-0}" -v n="$sent" 'BEGIN { printf "%.2f", s * 1000 / n }')
-      if [[ $key == shadow* ]]; then
-        row_note[$key]="shadow copies: $((c1 - c0)) answered, $((d1 - d0)) dropped, $((e1 - e0)) failed, of $((n1 - n0)) requests"
-      elif [[ $key == split* ]]; then
-        row_note[$key]="answered by champion $((n1 - n0)), challenger $((c1 - c0))"
-      fi
+      row_tput[$key]+="${r[throughput]} "
+      row_p50[$key]+="${r[p50_ms]} "
+      row_p99[$key]+="${r[p99_ms]} "
+      row_cpu[$key]+="$(awk -v s="${r[server_cpu_s]:-0}" -v n="$sent" 'BEGIN { printf "%.2f", s * 1000 / n }') "
+      row_errors[$key]=$((${row_errors[$key]:-0} + r[errors]))
+      ((r[errors] == 0)) || fail="${r[errors]} errors${r[errors_by_status]:+ (${r[errors_by_status]})}: ${r[first_error]:-}"
+      if ((${m[peak_rss_bytes]:-0} > ${row_peak[$key]:-0})); then row_peak[$key]=${m[peak_rss_bytes]}; fi
+      row_a[$key]=$((${row_a[$key]:-0} + n1 - n0))
+      row_b[$key]=$((${row_b[$key]:-0} + c1 - c0))
+      row_d[$key]=$((${row_d[$key]:-0} + d1 - d0))
+      row_e[$key]=$((${row_e[$key]:-0} + e1 - e0))
     else
-      row_fail[$key]="loadgen failed"
+      fail="loadgen failed"
     fi
   fi
-  if [[ -n ${row_fail[$key]:-} ]]; then
-    say "row $key: ${row_fail[$key]}"
+  if [[ -n $fail ]]; then
+    say "row $key: $fail"
     show_log
   fi
   stop_server 30
   if [[ $shutdown_s == timeout || $shutdown_rc != 0 ]]; then
-    row_fail[$key]+="${row_fail[$key]:+; }SIGTERM: ${shutdown_s} s, exit ${shutdown_rc}"
+    fail+="${fail:+; }SIGTERM: ${shutdown_s} s, exit ${shutdown_rc}"
   fi
+  [[ -z $fail ]] || row_fail[$key]+="${row_fail[$key]:+; }$fail"
 }
 
-# The rows, in this order; (1) is measured first and last, and its mean is the
-# reference (the machine's drift shows as the difference of the two).
+# The rows, MODELS_ROUNDS times in this order, so that the machine's drift
+# (other work on it) falls on every row alike.
 row_keys=()
 if [[ -z $models_skip ]]; then
   one=(--model "champion=$model" --prediction-log "$tmp/predictions.jsonl")
-  two=("${one[@]}" --model "challenger=$challenger")
+  # The canary guard off: it would take the challenger out of the split when
+  # the machine's noise moves its p99 (this measures the cost, not the guard).
+  two=("${one[@]}" --model "challenger=$challenger" --guard-window -1)
   split=(--split "champion=50,challenger=50")
   shadow=(--shadow challenger)
-  # Every copy sent unless 2C are running: the queue never half full at c=C.
+  # Every copy sent unless 2C are running: the queue is never half full at c=C.
   shadow_all=(--shadow challenger --shadow-max $((2 * C)) --queue $((8 * C)))
-  models_row one "${one[@]}"
-  models_row split "${two[@]}" "${split[@]}"
-  models_row shadow "${two[@]}" "${shadow[@]}"
-  models_row shadow-all "${two[@]}" "${shadow_all[@]}"
   row_keys=(one split shadow shadow-all)
-  if [[ $share_flag == 1 ]]; then
-    models_row split-unshared "${two[@]}" "${split[@]}" --share-backbone=false
-    models_row shadow-unshared "${two[@]}" "${shadow[@]}" --share-backbone=false
-    models_row shadow-all-unshared "${two[@]}" "${shadow_all[@]}" --share-backbone=false
-    row_keys+=(split-unshared shadow-unshared shadow-all-unshared)
-  fi
-  models_row one-end "${one[@]}"
-  row_keys+=(one-end)
+  if [[ $share_flag == 1 ]]; then row_keys+=(split-unshared shadow-unshared shadow-all-unshared); fi
+  for ((round = 1; round <= MODELS_ROUNDS; round++)); do
+    say "several models: round $round of $MODELS_ROUNDS"
+    models_row one "${one[@]}"
+    models_row split "${two[@]}" "${split[@]}"
+    models_row shadow "${two[@]}" "${shadow[@]}"
+    models_row shadow-all "${two[@]}" "${shadow_all[@]}"
+    if [[ $share_flag == 1 ]]; then
+      models_row split-unshared "${two[@]}" "${split[@]}" --share-backbone=false
+      models_row shadow-unshared "${two[@]}" "${shadow[@]}" --share-backbone=false
+      models_row shadow-all-unshared "${two[@]}" "${shadow_all[@]}" --share-backbone=false
+    fi
+  done
 fi
 
 # --- report --------------------------------------------------------------------
@@ -428,6 +446,13 @@ if [[ -n ${cN[first_error]:-}${c1[first_error]:-} ]]; then
 fi
 
 # --- several models: the report ------------------------------------------------
+# mean LIST: the mean of a space-separated list; range LIST: "min-max".
+mean() { awk -v l="$1" 'BEGIN { n = split(l, v, " "); for (i = 1; i <= n; i++) s += v[i]; if (n) printf "%.6g", s / n }'; }
+range() {
+  awk -v l="$1" 'BEGIN { n = split(l, v, " "); lo = hi = v[1]; for (i = 2; i <= n; i++) { if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i] }
+    if (n > 1) printf "%.1f-%.1f", lo, hi }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b }'; }
 echo
 echo "### Several models in one server (issue 12)"
 echo
@@ -435,7 +460,7 @@ models_failed=0
 if [[ -n $models_skip ]]; then
   echo "Not measured: $models_skip."
 else
-  declare -A row_label=([one]="(1) one model" [one-end]="(1) one model, again at the end"
+  declare -A row_label=([one]="(1) one model"
     [split]="(2) 50/50 split of two versions"
     [shadow]="(3) one model + a full shadow of the second version"
     [shadow-all]="(4) as (3), no copy dropped below $((2 * C)) running"
@@ -447,44 +472,52 @@ else
   else
     sharing="This build has no \`--share-backbone\` flag (\`petbreed serve --help\`): the rows without sharing are not measured."
   fi
-  # The reference: the mean of (1)'s two measures (or the one that worked).
-  ref=$(awk -v a="${row_tput[one]:-0}" -v b="${row_tput[one-end]:-0}" 'BEGIN { n = (a > 0) + (b > 0); if (n) printf "%.3f", (a + b) / n }')
+  ref_tput=$(mean "${row_tput[one]:-}")
+  ref_cpu=$(mean "${row_cpu[one]:-}")
   cat <<EOF2
 Champion: \`$model_desc\`. Second version: $challenger_desc.
-Each row is a fresh server: \`petbreed serve --model champion=CHAMPION [--model challenger=SECOND]
+Each row is a fresh server: \`petbreed serve --model champion=CHAMPION [--model challenger=SECOND --guard-window -1]
 --prediction-log FILE${SERVE_ARGS:+ $SERVE_ARGS}\` plus the row's flags (split: \`--split champion=50,challenger=50\`; shadow:
 \`--shadow challenger\` with the default bounds, a copy dropped when more than \`--shadow-max\` (= \`--max-batch\`) run
 or the queue is half full; (4): \`--shadow-max $((2 * C)) --queue $((8 * C))\`), defaults otherwise; then c=$C: $MODELS_N requests
 after $WARMUP32 warm-up (the image above). The split's requests carry no unit header, so each goes to a version at
-random by weight. $sharing "vs (1)" is against the mean of (1)'s two runs.
+random by weight; the canary guard is off. $sharing The rows ran $MODELS_ROUNDS time(s), in turn; figures are means
+over the rounds (images/s: the range in brackets), counts are sums, peak RSS the largest.
 
-| server | c=$C images/s | vs (1) | p50 ms | p99 ms | errors | peak RSS | server CPU | traffic |
-|---|---|---|---|---|---|---|---|---|
+| server | c=$C images/s | vs (1) | p50 ms | p99 ms | server CPU ms/image | vs (1) | errors | peak RSS | traffic |
+|---|---|---|---|---|---|---|---|---|---|
 EOF2
   for key in "${row_keys[@]}"; do
+    [[ -z ${row_fail[$key]:-} ]] || models_failed=1
     if [[ -z ${row_tput[$key]:-} ]]; then
-      echo "| ${row_label[$key]} | **failed**: ${row_fail[$key]} | | | | | | | |"
-      models_failed=1
+      echo "| ${row_label[$key]} | **failed**: ${row_fail[$key]} | | | | | | | | |"
       continue
     fi
-    [[ -z ${row_fail[$key]:-} ]] || models_failed=1
-    vs=""
-    [[ -z $ref ]] || vs=$(awk -v a="${row_tput[$key]}" -v b="$ref" 'BEGIN { printf "%.2f", a / b }')
-    echo "| ${row_label[$key]} | $(fmt "${row_tput[$key]}" 1) | $vs | $(fmt "${row_p50[$key]}" 1) | $(fmt "${row_p99[$key]}" 1) | ${row_errors[$key]}${row_fail[$key]:+ **${row_fail[$key]}**} | $(mb "${row_peak[$key]}") MB | ${row_cpu[$key]} ms/image | ${row_note[$key]:-} |"
+    t=$(mean "${row_tput[$key]}")
+    rg=$(range "${row_tput[$key]}")
+    cpu=$(mean "${row_cpu[$key]}")
+    case $key in
+    one) note="" ;;
+    split*) note="answered by champion ${row_a[$key]}, challenger ${row_b[$key]}" ;;
+    *) note="shadow copies: ${row_b[$key]} answered, ${row_d[$key]} dropped, ${row_e[$key]} failed, of ${row_a[$key]} requests" ;;
+    esac
+    echo "| ${row_label[$key]} | $(fmt "$t" 1)${rg:+ ($rg)} | $(ratio "$t" "$ref_tput") | $(fmt "$(mean "${row_p50[$key]}")" 1) | $(fmt "$(mean "${row_p99[$key]}")" 1) | $(fmt "$cpu" 2) | $(ratio "$cpu" "$ref_cpu") | ${row_errors[$key]}${row_fail[$key]:+ **${row_fail[$key]}**} | $(mb "${row_peak[$key]:-0}") MB | $note |"
   done
   echo
-  echo "Peak RSS is the server's VmHWM after its row; server CPU is per answered image, warm-up included (a shadow's runs add to it)."
+  echo "Peak RSS is the server's VmHWM after its row; server CPU is the server's CPU time per answered image, warm-up"
+  echo "included (a shadow's runs add to it; on a shared machine it is steadier than images/s)."
   # The shadow's cost, 1 - throughput(shadow) / throughput(1), for each shadow row measured.
   costs=""
   for key in shadow shadow-all shadow-unshared shadow-all-unshared; do
-    [[ -n $ref && -n ${row_tput[$key]:-} ]] || continue
-    cost=$(awk -v a="${row_tput[$key]}" -v b="$ref" 'BEGIN { printf "%.1f", 100 * (1 - a / b) }')
+    [[ -n $ref_tput && -n ${row_tput[$key]:-} ]] || continue
+    cost=$(awk -v a="$(mean "${row_tput[$key]}")" -v b="$ref_tput" 'BEGIN { printf "%.1f", 100 * (1 - a / b) }')
+    cpu_cost=$(awk -v a="$(mean "${row_cpu[$key]}")" -v b="$ref_cpu" 'BEGIN { if (b > 0) printf "%+.0f%%", 100 * (a / b - 1) }')
     label=${row_label[$key]%% *}
     if [[ $key == *-unshared ]]; then
-      costs+="; without sharing, ${label}: **${cost}%**"
+      costs+="; without sharing, ${label}: **${cost}%** (CPU per image ${cpu_cost})"
     else
       cost_ok=$(ok awk -v c="$cost" 'BEGIN { exit !(c < 10) }')
-      costs+="; ${label}: **${cost}%** ($(verdict "$cost_ok"))"
+      costs+="; ${label}: **${cost}%** ($(verdict "$cost_ok"); CPU per image ${cpu_cost})"
       [[ $cost_ok == 1 ]] || missed=$((missed + 1))
     fi
   done
