@@ -17,8 +17,8 @@ import (
 // or deflate (Triton's client sends them on request) is decoded as it is
 // read: the limit (MaxBody, 413 beyond) and the memory budget count the
 // decoded bytes, so a small bomb cannot make the server hold more than an
-// uncompressed body could. An answer is gzip-compressed when the client
-// accepts it (Accept-Encoding: gzip) and it is JSON or text of at least
+// uncompressed body could. An answer is compressed, gzip or deflate as the
+// client's Accept-Encoding prefers, when it is JSON or text of at least
 // minCompress bytes.
 
 // minCompress is the smallest answer worth compressing.
@@ -99,42 +99,71 @@ func (b *decodedBody) Close() error {
 	return b.raw.Close()
 }
 
-// acceptsGzip says whether the request accepts a gzip answer.
-func acceptsGzip(r *http.Request) bool {
+// answerEncoding picks the coding of an answer from the request's
+// Accept-Encoding: "gzip" or "deflate" (zlib's format, as HTTP's deflate
+// coding is), the one of higher q (gzip on a tie; "*" stands for gzip), or
+// "" for none.
+func answerEncoding(r *http.Request) string {
+	best, bestQ := "", 0.0
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name == "*" {
+			name = "gzip"
+		}
+		if name != "gzip" && name != "deflate" {
 			continue
 		}
-		if q, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
-			if f, err := strconv.ParseFloat(q, 64); err == nil && f <= 0 {
-				return false
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				continue
 			}
+			q = f
 		}
-		return true
+		if q > bestQ || q == bestQ && q > 0 && name == "gzip" {
+			best, bestQ = name, q
+		}
 	}
-	return false
+	if bestQ <= 0 {
+		return ""
+	}
+	return best
 }
 
-var gzipPool = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return w }}
+// compressor is what both codings' writers do.
+type compressor interface {
+	io.Writer
+	Flush() error
+	Close() error
+	Reset(io.Writer)
+}
 
-// gzipWriter compresses an answer when, at its header, it is JSON or text
-// of a declared (or unknown) length of at least minCompress bytes.
-type gzipWriter struct {
+var compressPools = map[string]*sync.Pool{
+	"gzip":    {New: func() any { w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return w }},
+	"deflate": {New: func() any { w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed); return w }},
+}
+
+// compressWriter compresses an answer in enc when, at its header, it is
+// JSON or text of a declared (or unknown) length of at least minCompress
+// bytes.
+type compressWriter struct {
 	http.ResponseWriter
-	zw      *gzip.Writer
+	enc     string
+	zw      compressor
 	decided bool
 }
 
-func (g *gzipWriter) WriteHeader(code int) {
+func (g *compressWriter) WriteHeader(code int) {
 	if !g.decided {
 		g.decided = true
 		h := g.Header()
 		h.Add("Vary", "Accept-Encoding")
 		if compressible(h, code) {
 			h.Del("Content-Length")
-			h.Set("Content-Encoding", "gzip")
-			g.zw = gzipPool.Get().(*gzip.Writer)
+			h.Set("Content-Encoding", g.enc)
+			g.zw = compressPools[g.enc].Get().(compressor)
 			g.zw.Reset(g.ResponseWriter)
 		}
 	}
@@ -152,7 +181,7 @@ func compressible(h http.Header, code int) bool {
 	return mt == "application/json" || strings.HasPrefix(mt, "text/") || mt == "application/octet-stream" && h.Get("Inference-Header-Content-Length") != ""
 }
 
-func (g *gzipWriter) Write(b []byte) (int, error) {
+func (g *compressWriter) Write(b []byte) (int, error) {
 	if !g.decided {
 		g.WriteHeader(http.StatusOK)
 	}
@@ -163,7 +192,7 @@ func (g *gzipWriter) Write(b []byte) (int, error) {
 }
 
 // Flush sends what is compressed so far (the page's streamed answers).
-func (g *gzipWriter) Flush() {
+func (g *compressWriter) Flush() {
 	if g.zw != nil {
 		g.zw.Flush()
 	}
@@ -172,14 +201,14 @@ func (g *gzipWriter) Flush() {
 	}
 }
 
-func (g *gzipWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+func (g *compressWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
 
 // close ends the compressed stream.
-func (g *gzipWriter) close() {
+func (g *compressWriter) close() {
 	if g.zw != nil {
 		g.zw.Close()
 		g.zw.Reset(io.Discard)
-		gzipPool.Put(g.zw)
+		compressPools[g.enc].Put(g.zw)
 		g.zw = nil
 	}
 }

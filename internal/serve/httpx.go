@@ -187,9 +187,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if r.Header.Get("X-Request-Id") != id {
 			r.Header.Set("X-Request-Id", id) // the router reads it (the prediction log)
 		}
-		var gz *gzipWriter
-		if acceptsGzip(r) {
-			gz = &gzipWriter{ResponseWriter: w}
+		var gz *compressWriter
+		if enc := answerEncoding(r); enc != "" {
+			gz = &compressWriter{ResponseWriter: w, enc: enc}
 			w = gz
 		}
 		sw := &statusWriter{ResponseWriter: w, req: r}

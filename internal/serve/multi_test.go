@@ -457,9 +457,20 @@ func TestShadow(t *testing.T) {
 		}
 		ids[a.RequestID] = true
 	}
-	// V2 FP32 through the split too? V2 by name is not split: not shadowed.
+	// A V2 request that names the champion is copied and logged too.
+	const named = 2
+	for i := range named {
+		id := fmt.Sprint("v2-", i)
+		body, _ := json.Marshal(map[string]any{"id": id, "inputs": []map[string]any{{"name": "image", "datatype": "BYTES",
+			"shape": []int{1}, "data": []string{b64(petImage(t, breedImages[i]))}}}})
+		if r := post(t, ts.URL+"/v2/models/champion/infer", body, map[string]string{"X-User-Id": id}); r.status != 200 {
+			t.Fatalf("V2 by name: %s", r)
+		} else {
+			ids[r.header.Get("X-Request-Id")] = true
+		}
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.records()) < 2*n && time.Now().Before(deadline) {
+	for len(rec.records()) < 2*(n+named) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	recs := rec.records()
@@ -480,8 +491,8 @@ func TestShadow(t *testing.T) {
 			}
 		}
 	}
-	if primary != n || shadow != n {
-		t.Errorf("%d primary and %d shadow records, want %d each", primary, shadow, n)
+	if primary != n+named || shadow != n+named {
+		t.Errorf("%d primary and %d shadow records, want %d each", primary, shadow, n+named)
 	}
 	// The shadow is not reachable through the split.
 	var h healthAnswer
@@ -489,8 +500,8 @@ func TestShadow(t *testing.T) {
 	if !h.Models[1].Shadow || h.Models[1].Share != 0 {
 		t.Errorf("shadow in health %+v", h.Models[1])
 	}
-	if v, _ := metric(t, ts.URL, `petbreed_model_requests_total{model="shadow",version="2"}`); v != n {
-		t.Errorf("the shadow's requests: %v, want %d", v, n)
+	if v, _ := metric(t, ts.URL, `petbreed_model_requests_total{model="shadow",version="2"}`); v != n+named {
+		t.Errorf("the shadow's requests: %v, want %d", v, n+named)
 	}
 }
 
@@ -577,25 +588,35 @@ func TestCompressedBodies(t *testing.T) {
 	if len(gz(make([]byte, 50<<20))) > 1<<20 {
 		t.Fatal("the bomb is not small")
 	}
-	// Compressed answers (Go's client would decode them silently: ask by
-	// hand).
-	req, _ := http.NewRequest("GET", ts.URL+"/openapi.json", nil)
-	req.Header.Set("Accept-Encoding", "gzip")
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.Header.Get("Content-Encoding") != "gzip" {
-		t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
-	}
-	zr, err := gzip.NewReader(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil || !bytes.Equal(b, openapiJSON) {
-		t.Errorf("gzipped answer: %d bytes, %v", len(b), err)
+	// Compressed answers, in the coding the client prefers (Go's client
+	// would decode gzip silently: ask by hand).
+	for _, tt := range []struct {
+		accept, want string
+		reader       func(io.Reader) (io.Reader, error)
+	}{
+		{"gzip", "gzip", func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+		{"deflate", "deflate", func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }},
+		{"gzip;q=0.5, deflate", "deflate", func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }},
+		{"br, identity", "", func(r io.Reader) (io.Reader, error) { return r, nil }},
+	} {
+		req, _ := http.NewRequest("GET", ts.URL+"/openapi.json", nil)
+		req.Header.Set("Accept-Encoding", tt.accept)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.Header.Get("Content-Encoding"); got != tt.want {
+			t.Fatalf("Accept-Encoding %q: Content-Encoding %q, want %q", tt.accept, got, tt.want)
+		}
+		zr, err := tt.reader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(zr)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(b, openapiJSON) {
+			t.Errorf("Accept-Encoding %q: %d bytes, %v", tt.accept, len(b), err)
+		}
 	}
 	// An id in every V2 answer: the server's request id when none is sent.
 	body, _ := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "image", "datatype": "BYTES", "shape": []int{1}, "data": []string{b64(img)}}}})

@@ -17,8 +17,9 @@ import (
 // may name a served model (V2's {name}: a slot's name, or the registered
 // name that several slots serve) and a version; a request that names none
 // (/api/predict) or names a registered model without a version goes
-// through the traffic split (split.go) and, when shadows are configured,
-// sends them a copy (shadow.go).
+// through the traffic split (split.go). When shadows are configured, every
+// request answered by a model that is not a shadow sends them a copy
+// (shadow.go).
 
 // Route holds the model the request goes to: by name and version when
 // given, else by the split. The Predictor is the request's until release.
@@ -29,9 +30,7 @@ func (s *Server) Route(r *http.Request, name, version string) (protocol.Predicto
 	}
 	c := s.newCall(r.Context(), m)
 	c.split = split
-	if split {
-		c.unit = s.unitOf(r)
-	}
+	c.unit = s.unitOf(r) // recorded for a split or shadowed request
 	c.reqID = r.Header.Get("X-Request-Id")
 	return c, c.release, nil
 }
