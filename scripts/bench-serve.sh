@@ -23,8 +23,8 @@
 # rows in turn MODELS_ROUNDS times: (1) the champion alone, (2) a 50/50 split
 # with a second version (no unit header: weighted random), (3) the champion
 # with the second version as a full shadow (copies answered and dropped, from
-# /metrics), (4) the same with bounds that drop no copy at c=$C, and (2') (3')
-# (4') with --share-backbone=false when `petbreed serve` has that flag; the
+# /metrics), (4) the same with bounds that drop no copy at c=$C, and (1') (2')
+# (3') (4') with --share-backbone=false when `petbreed serve` has that flag; the
 # shadow's cost is 1 - throughput(3) / throughput(1) (goal < 10%).
 #   MODELS        1 (default): measure these rows; 0: skip them
 #   MODELS_N, MODELS_ROUNDS  requests per row and round (600), rounds (2)
@@ -262,7 +262,7 @@ metric_sum() {
 # copies; d: dropped copies; e: failed copies); the largest peak RSS; and
 # row_fail[KEY], why a round has no figures.
 declare -A row_tput=() row_p50=() row_p99=() row_cpu=() row_errors=() row_peak=() row_fail=()
-declare -A row_a=() row_b=() row_d=() row_e=()
+declare -A row_a=() row_b=() row_d=() row_e=() row_shared=()
 # snapshot BASE FILE KEY: BASE's /metrics into FILE, once a shadow row's copies
 # in flight are answered, dropped or given up (at most 10 s); sets snap_n (the
 # champion's answers), snap_c (the challenger's), snap_d and snap_e (the
@@ -303,6 +303,8 @@ models_row() {
       grep -q '"state":"loading"' "$tmp/health" || break
       sleep 0.1
     done
+    # How many of the models run on a shared backbone (/api/health's shared_backbone).
+    row_shared[$key]=$(sed 's/.*"models":\[//' "$tmp/health" | grep -o '"shared_backbone":"[^"]*"' | wc -l || true)
     capture "$tmp/probe" "$loadgen" -url "$base/api/predict" -image "$image" -n 1 -env || true
     read_kv p <"$tmp/probe"
     [[ ${p[errors]:-1} == 0 ]] || fail="POST /api/predict failed: ${p[first_error]:-no answer}"
@@ -355,7 +357,7 @@ if [[ -z $models_skip ]]; then
   # Every copy sent unless 2C are running: the queue is never half full at c=C.
   shadow_all=(--shadow challenger --shadow-max $((2 * C)) --queue $((8 * C)))
   row_keys=(one split shadow shadow-all)
-  if [[ $share_flag == 1 ]]; then row_keys+=(split-unshared shadow-unshared shadow-all-unshared); fi
+  if [[ $share_flag == 1 ]]; then row_keys+=(one-unshared split-unshared shadow-unshared shadow-all-unshared); fi
   for ((round = 1; round <= MODELS_ROUNDS; round++)); do
     say "several models: round $round of $MODELS_ROUNDS"
     models_row one "${one[@]}"
@@ -363,6 +365,7 @@ if [[ -z $models_skip ]]; then
     models_row shadow "${two[@]}" "${shadow[@]}"
     models_row shadow-all "${two[@]}" "${shadow_all[@]}"
     if [[ $share_flag == 1 ]]; then
+      models_row one-unshared "${one[@]}" --share-backbone=false
       models_row split-unshared "${two[@]}" "${split[@]}" --share-backbone=false
       models_row shadow-unshared "${two[@]}" "${shadow[@]}" --share-backbone=false
       models_row shadow-all-unshared "${two[@]}" "${shadow_all[@]}" --share-backbone=false
@@ -464,6 +467,7 @@ else
     [split]="(2) 50/50 split of two versions"
     [shadow]="(3) one model + a full shadow of the second version"
     [shadow-all]="(4) as (3), no copy dropped below $((2 * C)) running"
+    [one-unshared]="(1') as (1), \`--share-backbone=false\`"
     [split-unshared]="(2') as (2), \`--share-backbone=false\`"
     [shadow-unshared]="(3') as (3), \`--share-backbone=false\`"
     [shadow-all-unshared]="(4') as (4), \`--share-backbone=false\`")
@@ -484,24 +488,24 @@ after $WARMUP32 warm-up (the image above). The split's requests carry no unit he
 random by weight; the canary guard is off. $sharing The rows ran $MODELS_ROUNDS time(s), in turn; figures are means
 over the rounds (images/s: the range in brackets), counts are sums, peak RSS the largest.
 
-| server | c=$C images/s | vs (1) | p50 ms | p99 ms | server CPU ms/image | vs (1) | errors | peak RSS | traffic |
-|---|---|---|---|---|---|---|---|---|---|
+| server | c=$C images/s | vs (1) | p50 ms | p99 ms | server CPU ms/image | vs (1) | errors | peak RSS | models on a shared backbone | traffic |
+|---|---|---|---|---|---|---|---|---|---|---|
 EOF2
   for key in "${row_keys[@]}"; do
     [[ -z ${row_fail[$key]:-} ]] || models_failed=1
     if [[ -z ${row_tput[$key]:-} ]]; then
-      echo "| ${row_label[$key]} | **failed**: ${row_fail[$key]} | | | | | | | | |"
+      echo "| ${row_label[$key]} | **failed**: ${row_fail[$key]} | | | | | | | | | |"
       continue
     fi
     t=$(mean "${row_tput[$key]}")
     rg=$(range "${row_tput[$key]}")
     cpu=$(mean "${row_cpu[$key]}")
     case $key in
-    one) note="" ;;
+    one*) note="" ;;
     split*) note="answered by champion ${row_a[$key]}, challenger ${row_b[$key]}" ;;
     *) note="shadow copies: ${row_b[$key]} answered, ${row_d[$key]} dropped, ${row_e[$key]} failed, of ${row_a[$key]} requests" ;;
     esac
-    echo "| ${row_label[$key]} | $(fmt "$t" 1)${rg:+ ($rg)} | $(ratio "$t" "$ref_tput") | $(fmt "$(mean "${row_p50[$key]}")" 1) | $(fmt "$(mean "${row_p99[$key]}")" 1) | $(fmt "$cpu" 2) | $(ratio "$cpu" "$ref_cpu") | ${row_errors[$key]}${row_fail[$key]:+ **${row_fail[$key]}**} | $(mb "${row_peak[$key]:-0}") MB | $note |"
+    echo "| ${row_label[$key]} | $(fmt "$t" 1)${rg:+ ($rg)} | $(ratio "$t" "$ref_tput") | $(fmt "$(mean "${row_p50[$key]}")" 1) | $(fmt "$(mean "${row_p99[$key]}")" 1) | $(fmt "$cpu" 2) | $(ratio "$cpu" "$ref_cpu") | ${row_errors[$key]}${row_fail[$key]:+ **${row_fail[$key]}**} | $(mb "${row_peak[$key]:-0}") MB | ${row_shared[$key]:-?} | $note |"
   done
   echo
   echo "Peak RSS is the server's VmHWM after its row; server CPU is the server's CPU time per answered image, warm-up"
@@ -509,12 +513,17 @@ EOF2
   # The shadow's cost, 1 - throughput(shadow) / throughput(1), for each shadow row measured.
   costs=""
   for key in shadow shadow-all shadow-unshared shadow-all-unshared; do
-    [[ -n $ref_tput && -n ${row_tput[$key]:-} ]] || continue
-    cost=$(awk -v a="$(mean "${row_tput[$key]}")" -v b="$ref_tput" 'BEGIN { printf "%.1f", 100 * (1 - a / b) }')
-    cpu_cost=$(awk -v a="$(mean "${row_cpu[$key]}")" -v b="$ref_cpu" 'BEGIN { if (b > 0) printf "%+.0f%%", 100 * (a / b - 1) }')
+    # Without sharing, against (1') when it was measured: the same server as (1) otherwise.
+    rt=$ref_tput rc=$ref_cpu ref_label="(1)"
+    if [[ $key == *-unshared && -n ${row_tput[one-unshared]:-} ]]; then
+      rt=$(mean "${row_tput[one-unshared]}") rc=$(mean "${row_cpu[one-unshared]}") ref_label="(1')"
+    fi
+    [[ -n $rt && -n ${row_tput[$key]:-} ]] || continue
+    cost=$(awk -v a="$(mean "${row_tput[$key]}")" -v b="$rt" 'BEGIN { printf "%.1f", 100 * (1 - a / b) }')
+    cpu_cost=$(awk -v a="$(mean "${row_cpu[$key]}")" -v b="$rc" 'BEGIN { if (b > 0) printf "%+.0f%%", 100 * (a / b - 1) }')
     label=${row_label[$key]%% *}
     if [[ $key == *-unshared ]]; then
-      costs+="; without sharing, ${label}: **${cost}%** (CPU per image ${cpu_cost})"
+      costs+="; without sharing, ${label} against ${ref_label}: **${cost}%** (CPU per image ${cpu_cost})"
     else
       cost_ok=$(ok awk -v c="$cost" 'BEGIN { exit !(c < 10) }')
       costs+="; ${label}: **${cost}%** ($(verdict "$cost_ok"); CPU per image ${cpu_cost})"
