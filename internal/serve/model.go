@@ -164,7 +164,8 @@ func (s *Server) load(sl *slot, r resolved) (*model, error) {
 	if sl.shadow {
 		threads = s.cfg.ShadowThreads // a shadow leaves the other cores to the answers
 	}
-	clf, err := classify.Open(r.path, classify.Options{Threads: threads, Labels: s.cfg.Labels, Name: sl.spec.URI, LowMemory: true})
+	opts := classify.Options{Threads: threads, Labels: s.cfg.Labels, Name: sl.spec.URI, LowMemory: true}
+	clf, err := classify.Open(r.path, opts)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 			return nil, err
@@ -197,11 +198,13 @@ func (s *Server) load(sl *slot, r resolved) (*model, error) {
 		Input: m.input.Name, Output: m.output.Name, Size: m.pre.Size, TensorLen: clf.TensorLen(),
 		Preprocess: m.pre, MaxBatch: s.cfg.MaxBatch}
 	m.stats = newModelStats(s.metrics, served, m.version, m.classes)
-	s.share(m)
+	if err := s.share(m, func() (*classify.Classifier, error) { return classify.Open(r.path, opts) }); err != nil {
+		return nil, err
+	}
 	if m.trunk != nil {
 		m.batch = m.trunk.batch
 	} else {
-		m.batch = newBatcher(clf, s.cfg.MaxBatch, s.cfg.MaxDelay, s.cfg.Queue, &s.preparing, &s.queued, s.metrics)
+		m.batch = newBatcher(m.clf, s.cfg.MaxBatch, s.cfg.MaxDelay, s.cfg.Queue, &s.preparing, &s.queued, s.metrics)
 		m.batch.stats = m.stats
 	}
 	m.loaded = time.Now()

@@ -261,6 +261,9 @@ type Server struct {
 	// The backbones run for several models (trunk.go), by key.
 	trunkMu sync.Mutex
 	trunks  map[string]*sharedTrunk
+	// shareTolerance bounds a trunk and head's difference from the whole
+	// model (sharedTolerance; a test sets it below 0 to refuse sharing).
+	shareTolerance float64
 	// failInject, set by tests, makes a model's predictions fail.
 	failInject func(model string) error
 
@@ -304,7 +307,8 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), reqPrefix: newRequestPrefix(), trunks: map[string]*sharedTrunk{},
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), reqPrefix: newRequestPrefix(),
+		trunks: map[string]*sharedTrunk{}, shareTolerance: sharedTolerance,
 		prepSem: make(chan struct{}, runtime.GOMAXPROCS(0)), budget: newBudget(cfg.MemoryBudget, cfg.BudgetWait)}
 	s.metrics = newMetrics(
 		func() float64 { return float64(s.queued.Load()) },

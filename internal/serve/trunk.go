@@ -68,61 +68,87 @@ func (s *Server) leaveTrunk(t *sharedTrunk) {
 }
 
 // share makes m run on a shared trunk when its file is a petbreed export:
-// a model that answers opens the trunk of its key or joins the running one;
-// a shadow joins one that runs already (else it keeps its own model, on its
+// a model that answers joins the running trunk of its key or opens it; a
+// shadow joins one that runs already (else it keeps its own model, on its
 // own threads) and, either way, keeps its head for the primary's features.
 // On the trunk, m's batcher is the trunk's and its own session is closed
-// once a check shows the two paths agree. Any failure leaves m as it was,
-// logged: sharing is an optimisation, never a reason not to serve.
-func (s *Server) share(m *model) {
+// before the trunk opens (so the two never take memory at once), once its
+// answer on a noise image is kept to check the trunk and head against.
+// Any failure leaves m whole (reopened by reopen if it was closed), logged:
+// sharing is an optimisation, never a reason not to serve.
+func (s *Server) share(m *model, reopen func() (*classify.Classifier, error)) error {
 	if s.cfg.SeparateBackbones {
-		return
+		return nil
 	}
 	part, err := classify.SplitFile(m.path, m.pre)
 	if err != nil {
 		s.log.Debug("model runs its own backbone", "model", m.desc.Name, "reason", err)
-		return
-	}
-	t, err := s.joinTrunk(part, m, !m.slot.shadow)
-	if err != nil {
-		s.log.Warn("model runs its own backbone: its trunk did not load", "model", m.desc.Name, "err", err)
-		return
+		return nil
 	}
 	m.head, m.trunkKey = part.Head, part.Key
-	if t == nil {
-		return
+	t, err := s.joinTrunk(part, m, false)
+	if err != nil || (t == nil && m.slot.shadow) {
+		return nil
 	}
-	if err := checkShared(m.clf, t.trunk, part.Head); err != nil {
-		s.leaveTrunk(t)
+	in, want, err := noiseAnswer(m.clf)
+	if err != nil {
+		if t != nil {
+			s.leaveTrunk(t)
+		}
+		s.log.Warn("model runs its own backbone", "model", m.desc.Name, "reason", err)
+		return nil
+	}
+	m.clf.Close() // its metadata (labels, pet threshold, TopK) stays in use
+	if t == nil {
+		t, err = s.joinTrunk(part, m, true)
+	}
+	if err == nil {
+		err = checkShared(m.clf, t.trunk, part.Head, in, want, s.shareTolerance)
+		if err != nil {
+			s.leaveTrunk(t)
+		}
+	}
+	if err != nil {
 		m.head, m.trunkKey = nil, ""
 		s.log.Warn("model runs its own backbone", "model", m.desc.Name, "reason", err)
-		return
+		clf, rerr := reopen()
+		if rerr != nil {
+			return rerr
+		}
+		m.clf = clf
+		return nil
 	}
 	m.trunk = t
-	m.clf.Close() // its metadata (labels, pet threshold, TopK) stays in use; its session is no longer needed
 	s.log.Info("model shares a backbone", "model", m.desc.Name, "version", m.version, "backbone", shortKey(t.key))
+	return nil
 }
 
 // sharedTolerance bounds the difference between a model's probabilities run
 // whole and run as trunk and head (float rounding: 4e-7 in the tests).
 const sharedTolerance = 1e-4
 
-// checkShared runs a noise image through the whole model and through the
-// trunk and head, and says whether their answers differ.
-func checkShared(clf *classify.Classifier, t *classify.Trunk, h *classify.Head) error {
+// noiseAnswer is a model's answer, run whole, on a noise image, with the
+// image's tensor.
+func noiseAnswer(clf *classify.Classifier) (in, probs []float32, err error) {
 	img := imaging.NewRGB(257, 193)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range img.Pix {
 		img.Pix[i] = uint8(rng.IntN(256))
 	}
-	in := make([]float32, clf.TensorLen())
+	in = make([]float32, clf.TensorLen())
 	if err := clf.Prepare(img, in); err != nil {
-		return err
+		return nil, nil, err
 	}
 	want, err := clf.Run(in, 1)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	return in, want[0], nil
+}
+
+// checkShared says whether the trunk and head answer the tensor in as the
+// whole model did (want; clf gives the pet score's layout).
+func checkShared(clf *classify.Classifier, t *classify.Trunk, h *classify.Head, in, want []float32, tolerance float64) error {
 	rows, err := t.Run(in, 1)
 	if err != nil {
 		return err
@@ -131,20 +157,20 @@ func checkShared(clf *classify.Classifier, t *classify.Trunk, h *classify.Head) 
 	if err != nil {
 		return err
 	}
-	if len(got[0]) != len(want[0]) {
-		return fmt.Errorf("the head gives %d classes, the model %d", len(got[0]), len(want[0]))
+	if len(got[0]) != len(want) {
+		return fmt.Errorf("the head gives %d classes, the model %d", len(got[0]), len(want))
 	}
 	var d float64
-	for c := range want[0] {
-		d = math.Max(d, math.Abs(float64(got[0][c]-want[0][c])))
+	for c := range want {
+		d = math.Max(d, math.Abs(float64(got[0][c]-want[c])))
 	}
-	wp, wok := clf.Pet(want[0])
+	wp, wok := clf.Pet(want)
 	gp, gok := clf.Pet(got[0])
 	if wok != gok {
 		return fmt.Errorf("the pet score is lost apart")
 	}
 	d = math.Max(d, math.Abs(float64(wp.Score-gp.Score)))
-	if !(d <= sharedTolerance) {
+	if !(d <= tolerance) {
 		return fmt.Errorf("trunk and head differ from the whole model by %g", d)
 	}
 	return nil

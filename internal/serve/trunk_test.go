@@ -3,13 +3,17 @@ package serve
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"petbreed/internal/classify"
 	"petbreed/internal/imaging"
+	"petbreed/internal/testassets"
+	"petbreed/internal/testutil"
 )
 
 // wholeAnswers runs a model file whole (its own ONNX Runtime session, as
@@ -222,5 +226,53 @@ func TestSharedBackboneShadow(t *testing.T) {
 	batches, _ := metric(t, ts.URL, `petbreed_batch_size_count`)
 	if runs := champ.stats.executions.Load(); batches > float64(runs) || batches < 1 {
 		t.Errorf("%v backbone runs for the champion's %d requests' executions: the shadow ran its own", batches, runs)
+	}
+}
+
+// TestSharedBackboneRefused: a model whose trunk and head disagree with it
+// (here: a tolerance no answer meets) is served whole, its session opened
+// again, and answers as before; a file that is not a petbreed export (the
+// backbone itself) is served whole too.
+func TestSharedBackboneRefused(t *testing.T) {
+	dir, _ := twoVersions(t)
+	logs := &testutil.Buffer{}
+	s, err := New(Config{Models: twoModels(1, 1), TrackingURI: dir, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.shareTolerance = -1
+	if err := s.Load(); err != nil {
+		t.Fatal(err)
+	}
+	m := s.slotByName("challenger").current()
+	if m.trunk != nil || len(s.trunks) != 0 || m.head != nil {
+		t.Fatalf("shared although the check failed: %d trunks", len(s.trunks))
+	}
+	if !strings.Contains(logs.String(), "trunk and head differ from the whole model") {
+		t.Errorf("no log of the refusal: %s", logs)
+	}
+	images := [][]byte{petImage(t, breedImages[0]), petImage(t, breedImages[5])}
+	ts := &testServer{Server: s}
+	clf, err := classify.Open(m.path, classify.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clf.Close()
+	if d := maxDiff(t, clf, servedAnswers(t, ts, "challenger", images), wholeAnswers(t, m.path, images)); d > 1e-6 {
+		t.Errorf("the model served whole differs from itself by %g", d)
+	}
+
+	labels := testassets.Path(t, "backbone", "imagenet_labels.txt")
+	names, err := classify.LoadLabels(labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb := start(t, Config{Model: testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx"), Labels: names})
+	if cur := bb.current(); cur.trunk != nil || cur.head != nil {
+		t.Error("the backbone itself runs on a trunk")
+	}
+	if r := post(t, bb.URL+"/api/predict", petImage(t, breedImages[0]), nil); r.status != 200 {
+		t.Errorf("backbone: %s", r)
 	}
 }
