@@ -276,3 +276,26 @@ func TestSharedBackboneRefused(t *testing.T) {
 		t.Errorf("backbone: %s", r)
 	}
 }
+
+// TestClassesByModel: /api/classes?model=NAME lists that model's classes
+// (the page fills an answer's feedback with its model's breeds); an
+// unknown name is 404.
+func TestClassesByModel(t *testing.T) {
+	dir, _ := twoVersions(t)
+	ts := startAll(t, Config{Models: twoModels(1, 0), TrackingURI: dir})
+	for _, name := range []string{"champion", "challenger"} {
+		var c struct {
+			Classes []string `json:"classes"`
+			Model   string   `json:"model"`
+			Version string   `json:"version"`
+		}
+		r := get(t, ts.URL+"/api/classes?model="+name)
+		r.json(t, &c)
+		if r.status != 200 || c.Model != name || len(c.Classes) != 3 {
+			t.Errorf("%s: %s", name, r)
+		}
+	}
+	if r := get(t, ts.URL+"/api/classes?model=nope"); r.status != 404 {
+		t.Errorf("an unknown model: %s", r)
+	}
+}

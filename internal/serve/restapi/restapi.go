@@ -61,8 +61,10 @@ func badParam(format string, args ...any) *httpjson.Error {
 	return errorf(http.StatusBadRequest, "bad parameter", format, args...)
 }
 
+// handleClasses lists a model's classes: the one ?model=NAME names (as V2
+// names them), else the one the split gives this request.
 func (a *API) handleClasses(w http.ResponseWriter, r *http.Request) {
-	p, release, err := a.router.Route(r, "", "")
+	p, release, err := a.router.Route(r, r.URL.Query().Get("model"), "")
 	if err != nil {
 		writeError(w, err)
 		return

@@ -85,6 +85,19 @@ async function waitForVersion(v, timeoutMs = 15000) {
   return false;
 }
 
+// breedsOf resolves to the breeds of the served model named model
+// (/api/classes?model=), once per model; the first list when unknown.
+const breedsByModel = new Map();
+function breedsOf(model) {
+  if (!model) return Promise.resolve(knownClasses);
+  if (!breedsByModel.has(model)) {
+    breedsByModel.set(model, getJSON(`/api/classes?model=${encodeURIComponent(model)}`).then(
+      (c) => c.classes,
+      () => { breedsByModel.delete(model); return knownClasses; }));
+  }
+  return breedsByModel.get(model);
+}
+
 async function classes() {
   try {
     const c = await getJSON("/api/classes");
@@ -244,7 +257,10 @@ async function classify(item) {
       el("span", { class: "pct" }, pct(p.probability)),
       el("span", { class: "track", "aria-hidden": "true" }, fill));
   }));
-  showFeedback(item.node, r, knownClasses);
+  // The breeds of the model that answered (a split may serve several).
+  breedsOf(r.model && r.model.name).then((breeds) => {
+    if (items.has(item.id) && item.result === r) showFeedback(item.node, r, breeds);
+  });
   announce.textContent = `${item.file.name || "Pasted image"}: ${notPet ? "not a cat or a dog; if it were, " : ""}${r.predicted_breed}, ${pct(r.confidence)}.`;
   if (!inspected) inspect(item, false);
 }
