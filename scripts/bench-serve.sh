@@ -344,8 +344,21 @@ models_row() {
   [[ -z $fail ]] || row_fail[$key]+="${row_fail[$key]:+; }$fail"
 }
 
-# The rows, MODELS_ROUNDS times in this order, so that the machine's drift
-# (other work on it) falls on every row alike.
+# The rows, MODELS_ROUNDS times in turn, each round starting one row further
+# on, so that the machine's drift (other work on it) and a row's place in the
+# round fall on every row alike.
+# measure_row KEY: one round of row KEY with its flags.
+measure_row() {
+  local base_args=("${two[@]}") extra=()
+  case $1 in
+  one*) base_args=("${one[@]}") ;;
+  split*) extra=("${split[@]}") ;;
+  shadow-all*) extra=("${shadow_all[@]}") ;;
+  shadow*) extra=("${shadow[@]}") ;;
+  esac
+  [[ $1 != *-unshared ]] || extra+=(--share-backbone=false)
+  models_row "$1" "${base_args[@]}" "${extra[@]}"
+}
 row_keys=()
 if [[ -z $models_skip ]]; then
   one=(--model "champion=$model" --prediction-log "$tmp/predictions.jsonl")
@@ -358,18 +371,11 @@ if [[ -z $models_skip ]]; then
   shadow_all=(--shadow challenger --shadow-max $((2 * C)) --queue $((8 * C)))
   row_keys=(one split shadow shadow-all)
   if [[ $share_flag == 1 ]]; then row_keys+=(one-unshared split-unshared shadow-unshared shadow-all-unshared); fi
-  for ((round = 1; round <= MODELS_ROUNDS; round++)); do
-    say "several models: round $round of $MODELS_ROUNDS"
-    models_row one "${one[@]}"
-    models_row split "${two[@]}" "${split[@]}"
-    models_row shadow "${two[@]}" "${shadow[@]}"
-    models_row shadow-all "${two[@]}" "${shadow_all[@]}"
-    if [[ $share_flag == 1 ]]; then
-      models_row one-unshared "${one[@]}" --share-backbone=false
-      models_row split-unshared "${two[@]}" "${split[@]}" --share-backbone=false
-      models_row shadow-unshared "${two[@]}" "${shadow[@]}" --share-backbone=false
-      models_row shadow-all-unshared "${two[@]}" "${shadow_all[@]}" --share-backbone=false
-    fi
+  for ((round = 0; round < MODELS_ROUNDS; round++)); do
+    say "several models: round $((round + 1)) of $MODELS_ROUNDS"
+    for ((k = 0; k < ${#row_keys[@]}; k++)); do
+      measure_row "${row_keys[(k + round) % ${#row_keys[@]}]}"
+    done
   done
 fi
 
@@ -485,8 +491,9 @@ Each row is a fresh server: \`petbreed serve --model champion=CHAMPION [--model 
 \`--shadow challenger\` with the default bounds, a copy dropped when more than \`--shadow-max\` (= \`--max-batch\`) run
 or the queue is half full; (4): \`--shadow-max $((2 * C)) --queue $((8 * C))\`), defaults otherwise; then c=$C: $MODELS_N requests
 after $WARMUP32 warm-up (the image above). The split's requests carry no unit header, so each goes to a version at
-random by weight; the canary guard is off. $sharing The rows ran $MODELS_ROUNDS time(s), in turn; figures are means
-over the rounds (images/s: the range in brackets), counts are sums, peak RSS the largest.
+random by weight; the canary guard is off. $sharing The rows ran $MODELS_ROUNDS time(s), in turn (each round
+starting one row further on); figures are means over the rounds (images/s: the range in brackets), counts are sums,
+peak RSS the largest.
 
 | server | c=$C images/s | vs (1) | p50 ms | p99 ms | server CPU ms/image | vs (1) | errors | peak RSS | models on a shared backbone | traffic |
 |---|---|---|---|---|---|---|---|---|---|---|
