@@ -73,7 +73,8 @@ bench: deps onnxruntime
 	./scripts/bench-serve.sh
 
 # The server on loopback: start to ready, c=1 and c=32 latency and
-# throughput, peak RSS, against the model alone (a Markdown table).
+# throughput, peak RSS, against the model alone; then several models in one
+# server (one, a 50/50 split, a full shadow; MODELS=0 skips) (Markdown tables).
 bench-serve: deps onnxruntime
 	./scripts/bench-serve.sh
 
