@@ -2,7 +2,7 @@
 # Benchmark `petbreed serve` as issue 4's "Speed and memory" asks, on loopback:
 # start to ready, concurrency 1 and 32 with a 500x375 JPEG at quality 90,
 # errors, the server's peak RSS, graceful shutdown; and the model alone at
-# batch 32 in the same run, to compare. Prints a Markdown table on stdout
+# batch 32 in the same run, to compare. Prints Markdown tables on stdout
 # (progress on stderr), e.g. `scripts/bench-serve.sh | tee bench.md`.
 #
 # Environment (all optional):
