@@ -67,7 +67,8 @@ func (s *Server) leaveTrunk(t *sharedTrunk) {
 	}
 }
 
-// share makes m run on a shared trunk when its file is a petbreed export:
+// share makes m run on a shared trunk when its file is a petbreed export
+// and the server has several models:
 // a model that answers joins the running trunk of its key or opens it; a
 // shadow joins one that runs already (else it keeps its own model, on its
 // own threads) and, either way, keeps its head for the primary's features.
@@ -77,8 +78,8 @@ func (s *Server) leaveTrunk(t *sharedTrunk) {
 // Any failure leaves m whole (reopened by reopen if it was closed), logged:
 // sharing is an optimisation, never a reason not to serve.
 func (s *Server) share(m *model, reopen func() (*classify.Classifier, error)) error {
-	if s.cfg.SeparateBackbones {
-		return nil
+	if s.cfg.SeparateBackbones || len(s.slots) < 2 {
+		return nil // one model has no one to share with: it runs whole, at no cost
 	}
 	part, err := classify.SplitFile(m.path, m.pre)
 	if err != nil {

@@ -232,7 +232,7 @@ func TestSharedBackboneShadow(t *testing.T) {
 // TestSharedBackboneRefused: a model whose trunk and head disagree with it
 // (here: a tolerance no answer meets) is served whole, its session opened
 // again, and answers as before; a file that is not a petbreed export (the
-// backbone itself) is served whole too.
+// backbone itself) is served whole too, and so is a model alone.
 func TestSharedBackboneRefused(t *testing.T) {
 	dir, _ := twoVersions(t)
 	logs := &testutil.Buffer{}
@@ -268,12 +268,19 @@ func TestSharedBackboneRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bb := start(t, Config{Model: testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx"), Labels: names})
-	if cur := bb.current(); cur.trunk != nil || cur.head != nil {
+	backbone := testassets.Path(t, "backbone", "mobilenetv2-12-int8.onnx")
+	bb := startAll(t, Config{Models: []ModelSpec{{Name: "a", URI: backbone, Weight: 1}, {Name: "b", URI: backbone, Weight: 1}}, Labels: names})
+	if cur := bb.slotByName("b").current(); cur.trunk != nil || cur.head != nil || len(bb.trunks) != 0 {
 		t.Error("the backbone itself runs on a trunk")
 	}
 	if r := post(t, bb.URL+"/api/predict", petImage(t, breedImages[0]), nil); r.status != 200 {
 		t.Errorf("backbone: %s", r)
+	}
+
+	// One model alone has no one to share with: it runs whole.
+	one := start(t, Config{})
+	if cur := one.current(); cur.trunk != nil || len(one.trunks) != 0 {
+		t.Error("a model alone runs on a trunk")
 	}
 }
 
