@@ -243,7 +243,7 @@ func printSummary(w io.Writer, s *pipeline.Summary, asJSON bool) {
 	}
 	if s.ModelVersion > 0 {
 		fmt.Fprintf(w, "test accuracy: %.2f%% on %d test images (run %s)\n", 100*s.TestAcc, s.Test, s.ChampionRunID)
-		fmt.Fprintf(w, "registered: %s (%s@champion)\n", s.ModelURI, "models:/"+s.ModelName)
+		fmt.Fprintf(w, "registered: %s (models:/%s@%s)\n", s.ModelURI, s.ModelName, s.ModelAlias)
 		fmt.Fprintf(w, "model file: %s\n", s.ModelPath)
 	}
 	fmt.Fprintf(w, "features: %d images, %d cached, %d computed (%.0f images/s); total %.2fs\n",

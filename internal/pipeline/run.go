@@ -87,6 +87,7 @@ type Summary struct {
 	TestAcc       float64            `json:"test_acc"` // fraction in [0,1]
 	TestLoss      float64            `json:"test_loss"`
 	ModelName     string             `json:"registered_model"`
+	ModelAlias    string             `json:"alias"` // moved to the new version
 	ModelVersion  int                `json:"version"`
 	ModelURI      string             `json:"model_uri"`
 	ModelPath     string             `json:"model_path"`
@@ -113,7 +114,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	sum := &Summary{Dataset: opt.Data, ModelName: cfg.RegisteredModel, Timings: map[string]float64{}}
+	sum := &Summary{Dataset: opt.Data, ModelName: cfg.RegisteredModel, ModelAlias: cfg.Alias, Timings: map[string]float64{}}
 	mark := func(name string, t time.Time) { sum.Timings[name] = time.Since(t).Seconds() }
 
 	// Data and splits.
