@@ -86,6 +86,12 @@ func exportPet(t testing.TB, backbone string, opt onnx.ExportOptions, meta map[s
 	if err != nil {
 		t.Fatal(err)
 	}
+	return writeModel(t, model)
+}
+
+// writeModel writes a model to a temporary file and returns its path.
+func writeModel(t testing.TB, model []byte) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "model.onnx")
 	if err := os.WriteFile(p, model, 0o644); err != nil {
 		t.Fatal(err)

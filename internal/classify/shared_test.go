@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"petbreed"
@@ -38,11 +36,7 @@ func exportSeeded(t testing.TB, backbone string, classes int, seed uint64, opt o
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "model.onnx")
-	if err := os.WriteFile(p, model, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeModel(t, model)
 }
 
 func ttaOf(views ...features.View) []onnx.TTAView {

@@ -219,12 +219,5 @@ func TestBrowserAB(t *testing.T) {
 		t.Error("the table is shown without a log")
 	}
 
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.jsErrors) > 0 {
-		t.Errorf("JavaScript errors:\n%s", strings.Join(b.jsErrors, "\n"))
-	}
-	if len(b.foreign) > 0 {
-		t.Errorf("requests outside the server: %q", b.foreign)
-	}
+	b.checkClean(t)
 }

@@ -89,6 +89,20 @@ func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromed
 }
 
 // wait polls a JavaScript predicate until it is truthy.
+// checkClean fails the test for the page's JavaScript errors and for
+// requests it made outside the server.
+func (b *browser) checkClean(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.jsErrors) > 0 {
+		t.Errorf("JavaScript errors:\n%s", strings.Join(b.jsErrors, "\n"))
+	}
+	if len(b.foreign) > 0 {
+		t.Errorf("requests outside the server: %q", b.foreign)
+	}
+}
+
 func (b *browser) wait(t *testing.T, what, predicate string) {
 	t.Helper()
 	b.do(t, "wait for "+what, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(25*time.Millisecond)))
@@ -611,14 +625,7 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.jsErrors) > 0 {
-		t.Errorf("JavaScript errors:\n%s", strings.Join(b.jsErrors, "\n"))
-	}
-	if len(b.foreign) > 0 {
-		t.Errorf("requests outside the server: %q", b.foreign)
-	}
+	b.checkClean(t)
 	t.Logf("browser suite took %v", time.Since(testStart).Round(time.Millisecond))
 }
 

@@ -393,12 +393,5 @@ func TestBrowserFeedback(t *testing.T) {
 		t.Errorf("report after the restart: %d requests with feedback, want 3", rep.Feedback)
 	}
 
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.jsErrors) > 0 {
-		t.Errorf("JavaScript errors:\n%s", strings.Join(b.jsErrors, "\n"))
-	}
-	if len(b.foreign) > 0 {
-		t.Errorf("requests outside the server: %q", b.foreign)
-	}
+	b.checkClean(t)
 }
