@@ -205,3 +205,58 @@ func BenchmarkHead(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/n, "µs/image")
 }
+
+// BenchmarkTrunk compares a model run whole with the same model run as its
+// trunk and its head in Go, at batch 32 (a 37-class head with the pet
+// score, as the pipeline exports), on both backbones: what a model pays for
+// going onto a shared trunk.
+//
+//	go test -run XXX -bench BenchmarkTrunk -benchtime 10x ./internal/classify/
+func BenchmarkTrunk(b *testing.B) {
+	const n = 32
+	img := decode(b, "pets-3breeds", "images", "Bengal_1.jpg")
+	for _, backbone := range []string{"mobilenetv2-12-int8.onnx", "mobilenetv2-12-fp32-twin.onnx"} {
+		path := exportSeeded(b, backbone, 37, 1, onnx.ExportOptions{PetScore: true})
+		whole, err := Open(path, Options{LowMemory: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		part, err := SplitFile(path, whole.Preprocess())
+		if err != nil {
+			b.Fatal(err)
+		}
+		trunk, err := OpenTrunk(part, whole.Preprocess(), Options{LowMemory: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tl := whole.TensorLen()
+		batch := make([]float32, n*tl)
+		for i := range n {
+			if err := whole.Prepare(img, batch[i*tl:(i+1)*tl]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, mode := range []string{"whole", "trunk+head"} {
+			b.Run(backbone+"/"+mode, func(b *testing.B) {
+				for b.Loop() {
+					if mode == "whole" {
+						if _, err := whole.Run(batch, n); err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
+					rows, err := trunk.Run(batch, n)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := part.Head.Probabilities(rows); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "images/s")
+			})
+		}
+		whole.Close()
+		trunk.Close()
+	}
+}
