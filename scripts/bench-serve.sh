@@ -27,7 +27,8 @@
 # (3') (4') with --share-backbone=false when `petbreed serve` has that flag; the
 # shadow's cost is 1 - throughput(3) / throughput(1) (goal < 10%).
 #   MODELS        1 (default): measure these rows; 0: skip them
-#   MODELS_N, MODELS_ROUNDS  requests per row and round (600), rounds (2)
+#   MODELS_N, MODELS_ROUNDS  requests per row and round (600), rounds (4: two let one noisy
+#                 round move a row by more than the 10% the shadow may cost)
 #   CHALLENGER    the second version: a file or URI (default: models:/pet-breed@challenger
 #                 if it resolves to another file than the champion; else one is trained,
 #                 `petbreed train --seed CHALLENGER_SEED` on the champion's dataset and
@@ -55,7 +56,7 @@ MODEL_ALONE=${MODEL_ALONE:-1}
 STRICT=${STRICT:-0}
 MODELS=${MODELS:-1}
 MODELS_N=${MODELS_N:-600}
-MODELS_ROUNDS=${MODELS_ROUNDS:-2}
+MODELS_ROUNDS=${MODELS_ROUNDS:-4}
 CHALLENGER_SEED=${CHALLENGER_SEED:-7}
 
 for v in MODELS_N MODELS_ROUNDS CHALLENGER_SEED; do
