@@ -40,6 +40,9 @@ type healthAnswer struct {
 	// clients of one model).
 	Models []ModelState `json:"models"`
 	Split  SplitState   `json:"split"`
+	// Feedback says whether POST /api/feedback records anything (the
+	// server keeps a prediction log).
+	Feedback bool `json:"feedback"`
 }
 
 // modelStates describes every configured model; public cuts the paths.
@@ -90,6 +93,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	admin := s.isAdmin(r)
 	a.Models = s.modelStates(admin)
 	a.Split = s.splitState()
+	a.Feedback = s.cfg.PredictionLog != nil
 	m := s.current()
 	if m != nil {
 		info := m.info()

@@ -697,6 +697,10 @@ func TestPredictionLogMounted(t *testing.T) {
 	if r := get(t, ts.URL+"/api/ab"); r.status != 200 || !bytes.Contains(r.body, []byte("pet-breed")) {
 		t.Errorf("report: %s", r)
 	}
+	var h healthAnswer
+	if get(t, ts.URL+"/api/health").json(t, &h); !h.Feedback {
+		t.Error(`health: "feedback" false with a prediction log`)
+	}
 }
 
 // TestNoPredictionLog: without a log, its endpoints are 404 with a reason.
@@ -711,6 +715,11 @@ func TestNoPredictionLog(t *testing.T) {
 		if w.Code != 404 || !strings.Contains(w.Body.String(), "--prediction-log") {
 			t.Errorf("%s %s: %d %s", req.Method, req.URL.Path, w.Code, w.Body)
 		}
+	}
+	w := newRecorder()
+	s.Handler().ServeHTTP(w, httptestRequest("GET", "/api/health"))
+	if !strings.Contains(w.Body.String(), `"feedback":false`) {
+		t.Errorf(`health without a prediction log: %s, want "feedback":false`, w.Body)
 	}
 }
 

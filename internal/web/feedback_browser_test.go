@@ -393,5 +393,14 @@ func TestBrowserFeedback(t *testing.T) {
 		t.Errorf("report after the restart: %d requests with feedback, want 3", rep.Feedback)
 	}
 
+	// 9. A page opened on a server without a log says so on each answer
+	// before it is used (/api/health's "feedback"), the control still usable.
+	site.start(newServer(nil).Handler())
+	b.do(t, "reopen the page", chromedp.Navigate(base+"/"))
+	b.wait(t, "the model to be ready", `document.querySelector("#model-status").textContent.includes("ready")`)
+	if got := classify(filepath.Join(images, "Bengal_103.jpg")); got.Status != "This server does not record feedback (start it with --prediction-log)." || got.Disabled {
+		t.Errorf("an answer from a server without a log: %+v", got)
+	}
+
 	b.checkClean(t)
 }

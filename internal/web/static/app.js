@@ -8,7 +8,7 @@
 import { el, getJSON, apiError, ApiError, pct, bytes, ms, setStatus, scrollBehavior } from "./util.js";
 import { showExperiments } from "./experiments.js";
 import { showAB } from "./ab.js";
-import { waitFeedback, hideFeedback, showFeedback, wireFeedback } from "./feedback.js";
+import { waitFeedback, hideFeedback, showFeedback, wireFeedback, setFeedbackLogged } from "./feedback.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -63,6 +63,7 @@ async function health() {
     return null;
   }
   if (h.max_body > 0) maxBytes = h.max_body;
+  setFeedbackLogged(h.feedback !== false); // an older server does not say
   statusNode.classList.toggle("bad", !h.ready);
   if (h.ready && h.model) {
     statusNode.textContent = `Model ${h.model.name} v${h.model.version} · ${h.model.classes} breeds · ready`;

@@ -5,14 +5,22 @@
 // counts it in each version's online accuracy). The log keeps the last
 // feedback of a request, so after a success the control is disabled and
 // offers "Change", whose answer replaces the first, rather than a second
-// vote. The control is always shown on an answered card: a server without a
-// prediction log says so when it is used (404), instead of the page hiding
-// it.
+// vote. The control is always shown on an answered card: on a server without
+// a prediction log (/api/health's "feedback" false, or a 404 when it is
+// used) it says so, instead of the page hiding it.
 
 import { el, apiError } from "./util.js";
 
 // Each card's control: its answer's request id, its top-1, what the log holds.
 const controls = new WeakMap();
+
+const noLog = "This server does not record feedback (start it with --prediction-log).";
+
+// logged is what /api/health last said of the prediction log ("feedback");
+// without a log, an answer's control says so at once (it stays usable: the
+// server may have been restarted with one since).
+let logged = true;
+export function setFeedbackLogged(v) { logged = v; }
 
 // waitFeedback shows a card's control disabled, keeping its place, while
 // the card waits for its answer.
@@ -56,6 +64,7 @@ export function showFeedback(node, answer, classes) {
   node.dataset.requestId = answer.request_id;
   controls.set(node, { requestID: answer.request_id, top, recorded: "" });
   fb.querySelector("fieldset").disabled = false;
+  if (!logged) say(fb, noLog, "bad");
 }
 
 // wireFeedback adds the control's handlers to a new card.
@@ -117,7 +126,7 @@ async function send(node, label, from) {
     // 404 is also the answer for a request the log does not know ("unknown
     // request"); any other 404 means the server keeps no prediction log.
     failed(e.status === 404 && e.error !== "unknown request"
-      ? "This server does not record feedback (start it with --prediction-log)."
+      ? noLog
       : `The server refused the feedback: ${e.message}.`);
     return;
   }
