@@ -70,8 +70,11 @@ type Options struct {
 	// default DefaultMaxResponse); artifact downloads are not capped.
 	MaxResponse int64
 	// CacheDir is where resolved models are downloaded (default
-	// DefaultCacheDir()).
-	CacheDir string
+	// DefaultCacheDir()); CacheMaxBytes bounds it, the least recently used
+	// models removed after a download (evict.go; 0: DefaultCacheMaxBytes,
+	// PETBREED_MODEL_CACHE_MAX_BYTES; negative: no bound).
+	CacheDir      string
+	CacheMaxBytes int64
 	// HTTPClient replaces the transport (tests); its Timeout should be 0.
 	HTTPClient *http.Client
 }
@@ -124,6 +127,16 @@ func OptionsFromEnv() (Options, error) {
 			return o, fmt.Errorf("PETBREED_MLFLOW_MAX_RESPONSE_BYTES=%q: want bytes, 1024 to 2^34", v)
 		}
 		o.MaxResponse = n
+	}
+	if v := os.Getenv("PETBREED_MODEL_CACHE_MAX_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return o, fmt.Errorf("PETBREED_MODEL_CACHE_MAX_BYTES=%q: want bytes (0: no bound)", v)
+		}
+		o.CacheMaxBytes = n
+		if n == 0 {
+			o.CacheMaxBytes = -1
+		}
 	}
 	if v := os.Getenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -195,6 +208,9 @@ func New(uri string, opt Options) (*Client, error) {
 	}
 	if opt.CacheDir == "" {
 		opt.CacheDir = DefaultCacheDir()
+	}
+	if opt.CacheMaxBytes == 0 {
+		opt.CacheMaxBytes = DefaultCacheMaxBytes
 	}
 	hc := opt.HTTPClient
 	if hc == nil {

@@ -212,6 +212,7 @@ func (c *Client) cached(loc string) (string, error) {
 	root := filepath.Join(c.opt.CacheDir, serverDir(c.base.Host+c.base.Path))
 	dir := filepath.Join(root, entryName(loc))
 	if p, ok := checkEntry(dir); ok {
+		touch(dir)
 		return p, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -243,6 +244,7 @@ func (c *Client) cached(loc string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("model cache: %s does not check after download", dir)
 	}
+	evict(c.opt.CacheDir, c.opt.CacheMaxBytes, dir)
 	return p, nil
 }
 

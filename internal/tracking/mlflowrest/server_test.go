@@ -447,6 +447,41 @@ func testRegistry(t *testing.T, srv *mlflowserver.Server, c *Client) {
 	if entries, _ := filepath.Glob(filepath.Join(c.opt.CacheDir, "*", ".tmp-*")); len(entries) != 0 {
 		t.Errorf("temporary folders left in the cache: %v", entries)
 	}
+
+	// A cache bounded to one model: the next download evicts the least
+	// recently used, which a later Resolve downloads again.
+	entry, err := os.Stat(ref.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := newClient(t, c.URI(), Options{CacheMaxBytes: entry.Size() + 64<<10})
+	folder := "runs:/" + w.RunID() + "/model"
+	file := folder + "/model.onnx"
+	a, err := small.Resolve(folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := small.Resolve(file) // another location: another entry
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(a.Path); err == nil {
+		t.Errorf("%s kept in a cache bounded to one model", a.Path)
+	}
+	if got, _ := os.ReadFile(b.Path); !bytes.Equal(got, want) {
+		t.Errorf("the entry just resolved: %d bytes", len(got))
+	}
+	before = small.Calls()
+	a, err = small.Resolve(folder)
+	if err != nil || small.Calls()-before < 2 {
+		t.Fatalf("the evicted model again: %v, %d calls (want a download)", err, small.Calls()-before)
+	}
+	if got, _ := os.ReadFile(a.Path); !bytes.Equal(got, want) {
+		t.Error("the evicted model downloaded again differs")
+	}
+	if _, err := os.Stat(b.Path); err == nil {
+		t.Errorf("%s kept after the other model came back", b.Path)
+	}
 }
 
 func testErrors(t *testing.T, srv *mlflowserver.Server, c *Client) {
